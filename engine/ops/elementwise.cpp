@@ -1,0 +1,118 @@
+// Elementwise ops: add, mul, mul_channel (per-channel scale) and in-place accumulation.
+// Forward and backward side by side; the kernels are in kernels/cpu/elementwise.cpp.
+#include "kernels/elementwise.h"
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/ops/common.h"
+
+namespace halo {
+using namespace ops_detail;
+
+// ---- add: y = a + b;  da = dy, db = dy ------------------------------------------------------------
+namespace {
+struct AddBackward : Node {
+  const char* name() const override { return "AddBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override { return {g, g}; }
+};
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  require_f32(a, "add", "a");
+  require_f32(b, "add", "b");
+  require_same_shape(a, b, "add");
+  if (common_device({&a, &b}, "add") != Device::cpu) no_cuda_path("add");
+  Tensor y = Tensor::empty(a.shape());
+  kernels::cpu::add<float>(a.numel(), a.data(), b.data(), y.data());
+  if (needs_grad({&a, &b})) attach(y, std::make_shared<AddBackward>(), {&a, &b});
+  return y;
+}
+
+void add_(Tensor& a, const Tensor& b) {
+  require_f32(a, "add_", "a");
+  require_f32(b, "add_", "b");
+  require_same_shape(a, b, "add_");
+  if (grad_enabled() && a.requires_grad())
+    throw std::logic_error("add_: in-place update of a tensor that requires grad while grad mode "
+                           "is on (wrap it in NoGradGuard)");
+  if (common_device({&a, &b}, "add_") != Device::cpu) no_cuda_path("add_");
+  kernels::cpu::axpy<float>(a.numel(), 1.f, b.data(), a.data());
+}
+
+// ---- mul: y = a * b;  da = dy * b, db = dy * a --------------------------------------------------------
+namespace {
+struct MulBackward : Node {
+  Tensor a, b;  // saved inputs (only those whose partner needs a gradient)
+  const char* name() const override { return "MulBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    Tensor da, db;
+    if (next[0].active()) {
+      da = Tensor::empty(g.shape());
+      kernels::cpu::mul<float>(g.numel(), g.data(), b.data(), da.data());
+    }
+    if (next[1].active()) {
+      db = Tensor::empty(g.shape());
+      kernels::cpu::mul<float>(g.numel(), g.data(), a.data(), db.data());
+    }
+    return {da, db};
+  }
+  void release_saved() override { a = b = Tensor(); }
+};
+}  // namespace
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  require_f32(a, "mul", "a");
+  require_f32(b, "mul", "b");
+  require_same_shape(a, b, "mul");
+  if (common_device({&a, &b}, "mul") != Device::cpu) no_cuda_path("mul");
+  Tensor y = Tensor::empty(a.shape());
+  kernels::cpu::mul<float>(a.numel(), a.data(), b.data(), y.data());
+  if (needs_grad({&a, &b})) {
+    auto node = std::make_shared<MulBackward>();
+    attach(y, node, {&a, &b});
+    if (node->next[1].active()) node->a = a.detach();
+    if (node->next[0].active()) node->b = b.detach();
+  }
+  return y;
+}
+
+// ---- mul_channel: y[n,c,p] = x[n,c,p] * s[c];  dx = dy * s[c], ds[c] = sum_{n,p} dy * x ----------
+namespace {
+struct MulChannelBackward : Node {
+  Tensor x, s;
+  const char* name() const override { return "MulChannelBackward"; }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    const int outer = static_cast<int>(x.size(0)), c = static_cast<int>(x.size(1));
+    const int inner = static_cast<int>(x.numel() / (int64_t(outer) * c));
+    Tensor dx = next[0].active() ? Tensor::empty(x.shape()) : Tensor();
+    Tensor ds = next[1].active() ? Tensor::empty(s.shape()) : Tensor();
+    kernels::cpu::mul_channel_backward<float>(outer, c, inner, x.data(), s.data(), g.data(),
+                                              dx.defined() ? dx.data() : nullptr,
+                                              ds.defined() ? ds.data() : nullptr);
+    return {dx, ds};
+  }
+  void release_saved() override { x = s = Tensor(); }
+};
+}  // namespace
+
+Tensor mul_channel(const Tensor& x, const Tensor& s) {
+  require_f32(x, "mul_channel", "x");
+  require_dim(s, 1, "mul_channel", "s");
+  if (x.dim() < 2 || x.size(1) != s.size(0))
+    throw std::invalid_argument("mul_channel: x must be [N, C, ...] with C = " +
+                                std::to_string(s.size(0)) + ", got " + x.str());
+  if (common_device({&x, &s}, "mul_channel") != Device::cpu) no_cuda_path("mul_channel");
+  const int outer = static_cast<int>(x.size(0)), c = static_cast<int>(x.size(1));
+  const int inner = static_cast<int>(x.numel() / (int64_t(outer) * c));
+  Tensor y = Tensor::empty(x.shape());
+  kernels::cpu::mul_channel_forward<float>(outer, c, inner, x.data(), s.data(), y.data());
+  if (needs_grad({&x, &s})) {
+    auto node = std::make_shared<MulChannelBackward>();
+    node->x = x.detach();
+    node->s = s.detach();
+    attach(y, node, {&x, &s});
+  }
+  return y;
+}
+
+}  // namespace halo

@@ -1,0 +1,126 @@
+// batch_norm2d and layer_norm2d, forward and backward. Both save the per-group mean and 1/std
+// computed in the forward pass, so backward never recomputes statistics.
+#include "kernels/norm.h"
+
+#include <cmath>
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/ops/common.h"
+
+namespace halo {
+using namespace ops_detail;
+
+namespace {
+kernels::NormShape norm_shape(const Tensor& x) {
+  return {static_cast<int>(x.size(0)), static_cast<int>(x.size(1)),
+          static_cast<int>(x.size(2) * x.size(3))};
+}
+
+struct BatchNormBackward : Node {
+  kernels::NormShape shape;
+  Tensor x, gamma, mean, invstd;  // batch stats (training) or running mean and 1/sqrt(var+eps)
+  bool training = true;
+  const char* name() const override { return "BatchNormBackward"; }
+  std::vector<Tensor> apply(const Tensor& dy) override {
+    Tensor dx = next[0].active() ? Tensor::empty(x.shape()) : Tensor();
+    Tensor dg = next[1].active() ? Tensor::empty({shape.c}) : Tensor();
+    Tensor db = next[2].active() ? Tensor::empty({shape.c}) : Tensor();
+    kernels::cpu::batch_norm_backward<float>(shape, x.data(), dy.data(), gamma.data(), mean.data(),
+                                             invstd.data(), training,
+                                             dx.defined() ? dx.data() : nullptr,
+                                             dg.defined() ? dg.data() : nullptr,
+                                             db.defined() ? db.data() : nullptr);
+    return {dx, dg, db};
+  }
+  void release_saved() override { x = gamma = mean = invstd = Tensor(); }
+};
+
+struct LayerNorm2dBackward : Node {
+  kernels::NormShape shape;
+  Tensor x, gamma, mean, invstd;
+  const char* name() const override { return "LayerNorm2dBackward"; }
+  std::vector<Tensor> apply(const Tensor& dy) override {
+    Tensor dx = next[0].active() ? Tensor::empty(x.shape()) : Tensor();
+    Tensor dg = next[1].active() ? Tensor::empty({shape.c}) : Tensor();
+    Tensor db = next[2].active() ? Tensor::empty({shape.c}) : Tensor();
+    kernels::cpu::layer_norm2d_backward<float>(shape, x.data(), dy.data(), gamma.data(), mean.data(),
+                                               invstd.data(), dx.defined() ? dx.data() : nullptr,
+                                               dg.defined() ? dg.data() : nullptr,
+                                               db.defined() ? db.data() : nullptr);
+    return {dx, dg, db};
+  }
+  void release_saved() override { x = gamma = mean = invstd = Tensor(); }
+};
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                    const Tensor& running_mean, const Tensor& running_var, bool training,
+                    float momentum, float eps) {
+  require_dim(x, 4, "batch_norm2d", "input x [N, C, H, W]");
+  const int64_t c = x.size(1);
+  check_shape(gamma, {c}, "batch_norm2d weight");
+  check_shape(beta, {c}, "batch_norm2d bias");
+  check_shape(running_mean, {c}, "batch_norm2d running_mean");
+  check_shape(running_var, {c}, "batch_norm2d running_var");
+  if (common_device({&x, &gamma, &beta, &running_mean, &running_var}, "batch_norm2d") != Device::cpu)
+    no_cuda_path("batch_norm2d");
+  const kernels::NormShape s = norm_shape(x);
+  if (training && int64_t(s.n) * s.hw < 2)
+    throw std::invalid_argument("batch_norm2d: training needs more than one value per channel, got " + x.str());
+
+  Tensor y = Tensor::empty(x.shape());
+  Tensor mean = Tensor::empty({c}), invstd = Tensor::empty({c});
+  if (training) {
+    // Running statistics are buffers, updated in place with no gradient.
+    kernels::cpu::batch_norm_forward_train<float>(s, x.data(), gamma.data(), beta.data(), eps,
+                                                  momentum, running_mean.data(), running_var.data(),
+                                                  y.data(), mean.data(), invstd.data());
+  } else {
+    kernels::cpu::batch_norm_forward_eval<float>(s, x.data(), gamma.data(), beta.data(),
+                                                 running_mean.data(), running_var.data(), eps, y.data());
+  }
+  if (needs_grad({&x, &gamma, &beta})) {
+    auto node = std::make_shared<BatchNormBackward>();
+    node->shape = s;
+    node->training = training;
+    node->x = x.detach();
+    node->gamma = gamma.detach();
+    if (training) {
+      node->mean = mean;
+      node->invstd = invstd;
+    } else {  // constants: the running statistics at this moment
+      node->mean = running_mean.clone();
+      node->invstd = running_var.clone();
+      float* iv = node->invstd.data();
+      for (int64_t i = 0; i < c; ++i) iv[i] = 1.f / std::sqrt(iv[i] + eps);
+    }
+    attach(y, node, {&x, &gamma, &beta});
+  }
+  return y;
+}
+
+Tensor layer_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  require_dim(x, 4, "layer_norm2d", "input x [N, C, H, W]");
+  const int64_t c = x.size(1);
+  check_shape(gamma, {c}, "layer_norm2d weight");
+  check_shape(beta, {c}, "layer_norm2d bias");
+  if (common_device({&x, &gamma, &beta}, "layer_norm2d") != Device::cpu) no_cuda_path("layer_norm2d");
+  const kernels::NormShape s = norm_shape(x);
+  Tensor y = Tensor::empty(x.shape());
+  Tensor mean = Tensor::empty({int64_t(s.n) * s.hw}), invstd = Tensor::empty({int64_t(s.n) * s.hw});
+  kernels::cpu::layer_norm2d_forward<float>(s, x.data(), gamma.data(), beta.data(), eps, y.data(),
+                                            mean.data(), invstd.data());
+  if (needs_grad({&x, &gamma, &beta})) {
+    auto node = std::make_shared<LayerNorm2dBackward>();
+    node->shape = s;
+    node->x = x.detach();
+    node->gamma = gamma.detach();
+    node->mean = mean;
+    node->invstd = invstd;
+    attach(y, node, {&x, &gamma, &beta});
+  }
+  return y;
+}
+
+}  // namespace halo

@@ -1,0 +1,80 @@
+// max_pool2d (saves the argmax of each window for backward) and global_avg_pool2d.
+#include "kernels/pool.h"
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/ops/common.h"
+
+namespace halo {
+using namespace ops_detail;
+
+namespace {
+struct MaxPoolBackward : Node {
+  kernels::Pool2dShape shape;
+  std::vector<int32_t> argmax;
+  const char* name() const override { return "MaxPoolBackward"; }
+  std::vector<Tensor> apply(const Tensor& dy) override {
+    Tensor dx = Tensor::empty({shape.n, shape.c, shape.h, shape.w});
+    kernels::cpu::max_pool2d_backward<float>(shape, dy.data(), argmax.data(), dx.data());
+    return {dx};
+  }
+  void release_saved() override { std::vector<int32_t>().swap(argmax); }
+};
+
+struct GlobalAvgPoolBackward : Node {
+  int n = 0, c = 0, h = 0, w = 0;
+  const char* name() const override { return "GlobalAvgPoolBackward"; }
+  std::vector<Tensor> apply(const Tensor& dy) override {
+    Tensor dx = Tensor::empty({n, c, h, w});
+    kernels::cpu::global_avg_pool_backward<float>(n, c, h * w, dy.data(), dx.data());
+    return {dx};
+  }
+};
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
+  require_dim(x, 4, "max_pool2d", "input x [N, C, H, W]");
+  if (kernel < 1 || stride < 1 || padding < 0 || 2 * padding > kernel)
+    throw std::invalid_argument("max_pool2d: need kernel >= 1, stride >= 1, 0 <= padding <= kernel/2");
+  if (x.device() != Device::cpu) no_cuda_path("max_pool2d");
+  kernels::Pool2dShape s;
+  s.n = static_cast<int>(x.size(0));
+  s.c = static_cast<int>(x.size(1));
+  s.h = static_cast<int>(x.size(2));
+  s.w = static_cast<int>(x.size(3));
+  s.k = kernel;
+  s.stride = stride;
+  s.pad = padding;
+  if (s.h + 2 * padding < kernel || s.w + 2 * padding < kernel)
+    throw std::invalid_argument("max_pool2d: input " + x.str() + " smaller than the window");
+  Tensor y = Tensor::empty({s.n, s.c, s.h_out(), s.w_out()});
+  std::vector<int32_t> argmax(static_cast<std::size_t>(s.y_size()));
+  kernels::cpu::max_pool2d_forward<float>(s, x.data(), y.data(), argmax.data());
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<MaxPoolBackward>();
+    node->shape = s;
+    node->argmax = std::move(argmax);
+    attach(y, node, {&x});
+  }
+  return y;
+}
+
+Tensor global_avg_pool2d(const Tensor& x) {
+  require_dim(x, 4, "global_avg_pool2d", "input x [N, C, H, W]");
+  if (x.device() != Device::cpu) no_cuda_path("global_avg_pool2d");
+  const int n = static_cast<int>(x.size(0)), c = static_cast<int>(x.size(1));
+  const int h = static_cast<int>(x.size(2)), w = static_cast<int>(x.size(3));
+  Tensor y = Tensor::empty({n, c, 1, 1});
+  kernels::cpu::global_avg_pool_forward<float>(n, c, h * w, x.data(), y.data());
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<GlobalAvgPoolBackward>();
+    node->n = n;
+    node->c = c;
+    node->h = h;
+    node->w = w;
+    attach(y, node, {&x});
+  }
+  return y;
+}
+
+}  // namespace halo

@@ -1,0 +1,22 @@
+// State dicts in HDF5: one dataset per key at the file's root, named by the key, float32 (int64 for
+// num_batches_tracked and other counters), so that `h5py` + `torch.from_numpy` load them into
+// PyTorch and back (tools/state_dict_io.py). Files are written to "<path>.tmp" and renamed.
+#pragma once
+#include <string>
+
+#include "engine/nn.h"
+
+namespace halo {
+
+void save_state_dict(const StateDict& sd, const std::string& path);
+// Reads every dataset at the root. Errors (missing file, not HDF5, unsupported dtype) throw
+// std::runtime_error naming the file and the key.
+StateDict load_state_dict_file(const std::string& path);
+// Loads into a module with Module::load_state_dict (strict by default); messages name the file.
+void load_module(nn::Module& m, const std::string& path, bool strict = true);
+
+// Single tensors by dataset name (for inputs/outputs of eval tools and test fixtures).
+Tensor read_tensor_h5(const std::string& path, const std::string& dataset);
+void write_tensors_h5(const std::string& path, const StateDict& tensors);
+
+}  // namespace halo

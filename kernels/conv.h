@@ -1,0 +1,50 @@
+// Convolution kernels on raw NCHW memory: shapes and the CPU, CUDA and cuDNN entry points.
+// Forward, backward-data and backward-weight of a 2-D convolution with stride, zero padding and
+// groups (groups == channels is the depthwise case ConvNeXt uses). No tensors here: pointers only.
+#pragma once
+
+namespace halo::kernels {
+
+// y[n, co, oy, ox] = b[co] + sum_{ci in group(co), ky, kx} w[co, ci, ky, kx] *
+//                     x[n, g*cin_g + ci, oy*stride - pad + ky, ox*stride - pad + kx]
+// x: [n, c_in, h, w], w: [c_out, c_in/groups, kh, kw], y: [n, c_out, h_out, w_out].
+struct Conv2dShape {
+  int n = 1, c_in = 1, h = 1, w = 1;  // input
+  int c_out = 1, kh = 1, kw = 1;      // filters
+  int stride = 1, pad = 0, groups = 1;
+
+  int h_out() const { return (h + 2 * pad - kh) / stride + 1; }
+  int w_out() const { return (w + 2 * pad - kw) / stride + 1; }
+  int c_in_per_group() const { return c_in / groups; }
+  int c_out_per_group() const { return c_out / groups; }
+  long long x_size() const { return 1LL * n * c_in * h * w; }
+  long long w_size() const { return 1LL * c_out * c_in_per_group() * kh * kw; }
+  long long y_size() const { return 1LL * n * c_out * h_out() * w_out(); }
+  // Multiply-accumulates of one forward pass (the backward passes cost the same each).
+  long long macs() const { return y_size() * c_in_per_group() * kh * kw; }
+};
+
+namespace cpu {
+// All outputs are overwritten (not accumulated). bias may be nullptr.
+template <class T>
+void conv2d_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y);
+// dx = sum over outputs of dy * w (the transposed convolution of dy).
+template <class T>
+void conv2d_backward_data(const Conv2dShape& s, const T* dy, const T* w, T* dx);
+// dw = sum over batch and output pixels of dy * x.
+template <class T>
+void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dw);
+// db[co] = sum over batch and output pixels of dy[n, co, :, :].
+template <class T>
+void conv2d_backward_bias(const Conv2dShape& s, const T* dy, T* db);
+
+// Plain loops straight from the definition above: the reference the fast paths are tested against.
+template <class T>
+void conv2d_forward_reference(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y);
+template <class T>
+void conv2d_backward_data_reference(const Conv2dShape& s, const T* dy, const T* w, T* dx);
+template <class T>
+void conv2d_backward_weight_reference(const Conv2dShape& s, const T* x, const T* dy, T* dw);
+}  // namespace cpu
+
+}  // namespace halo::kernels

@@ -1,0 +1,49 @@
+// Normalisation kernels on raw NCHW memory: batch norm (per channel over N, H, W) and layer norm
+// over the channels of each pixel (ConvNeXt's LayerNorm2d). Forward and backward side by side.
+#pragma once
+
+namespace halo::kernels {
+
+// x: [n, c, hw] viewed from NCHW with hw = H*W.
+struct NormShape {
+  int n = 1, c = 1, hw = 1;
+  long long size() const { return 1LL * n * c * hw; }
+};
+
+namespace cpu {
+// ---- batch norm ------------------------------------------------------------------------------
+// Training: mean_c and biased var_c over (n, hw); y = (x - mean) * invstd * gamma + beta with
+// invstd = 1/sqrt(var + eps). Saves mean and invstd [c] for backward. Updates running stats when
+// running_mean/var are non-null: r = (1 - momentum) * r + momentum * stat, with the *unbiased*
+// variance var * m/(m-1) (m = n*hw) for running_var, as PyTorch does.
+template <class T>
+void batch_norm_forward_train(const NormShape& s, const T* x, const T* gamma, const T* beta, T eps,
+                              T momentum, T* running_mean, T* running_var, T* y, T* save_mean,
+                              T* save_invstd);
+// Eval: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta.
+template <class T>
+void batch_norm_forward_eval(const NormShape& s, const T* x, const T* gamma, const T* beta,
+                             const T* running_mean, const T* running_var, T eps, T* y);
+// Backward. With training == true, mean/invstd are the batch statistics and depend on x:
+//   dx = gamma*invstd/m * (m*dy - sum(dy) - xhat*sum(dy*xhat));
+// with training == false they are constants (running stats): dx = gamma*invstd*dy.
+// dgamma = sum(dy*xhat), dbeta = sum(dy). Any of dx, dgamma, dbeta may be nullptr.
+template <class T>
+void batch_norm_backward(const NormShape& s, const T* x, const T* dy, const T* gamma,
+                         const T* mean, const T* invstd, bool training, T* dx, T* dgamma,
+                         T* dbeta);
+
+// ---- layer norm over channels (per pixel) ---------------------------------------------------------
+// For each (n, p): mean and biased var over c; y = (x - mean) * invstd * gamma[c] + beta[c].
+// save_mean / save_invstd: [n*hw].
+template <class T>
+void layer_norm2d_forward(const NormShape& s, const T* x, const T* gamma, const T* beta, T eps,
+                          T* y, T* save_mean, T* save_invstd);
+// dx = invstd/c * (c*g - sum_c(g) - xhat*sum_c(g*xhat)) with g = dy*gamma;
+// dgamma = sum_{n,p}(dy*xhat), dbeta = sum_{n,p}(dy). Any output may be nullptr.
+template <class T>
+void layer_norm2d_backward(const NormShape& s, const T* x, const T* dy, const T* gamma,
+                           const T* mean, const T* invstd, T* dx, T* dgamma, T* dbeta);
+}  // namespace cpu
+
+}  // namespace halo::kernels
