@@ -18,8 +18,8 @@ class Adam {
   // step count does not advance), as in PyTorch.
   void step();
   void zero_grad();
-  void set_lr(float lr) { config_.lr = lr; }
-  float lr() const { return config_.lr; }
+  void set_lr(double lr) { config_.lr = lr; }
+  double lr() const { return config_.lr; }
   const kernels::AdamConfig& config() const { return config_; }
 
   // Optimizer state for checkpoints: "<param>.exp_avg", "<param>.exp_avg_sq" (float tensors) and
