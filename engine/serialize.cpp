@@ -4,7 +4,9 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -74,7 +76,7 @@ Tensor read_dataset(hid_t file, const std::string& path, const std::string& name
   fail(path, "dataset '" + name + "' has type " + got + ", expected float32 (or int64 for counters)");
 }
 
-void write_all(const StateDict& sd, const std::string& path) {
+void write_all(const StateDict& sd, const std::string& path, const H5Attributes& attributes = {}) {
   quiet_hdf5();
   const std::string tmp = path + ".tmp";
   {
@@ -100,6 +102,14 @@ void write_all(const StateDict& sd, const std::string& path) {
                       : H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_i64());
       if (st < 0) fail(path, "cannot write dataset '" + key + "' (disk full?)");
     }
+    for (const auto& [name, value] : attributes) {
+      H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+      H5Tset_size(type, std::max<std::size_t>(value.size(), 1));
+      H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+      H5Handle attr(H5Acreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+      if (!attr.ok() || H5Awrite(attr, type, value.empty() ? "" : value.c_str()) < 0)
+        fail(path, "cannot write attribute '" + name + "'");
+    }
     if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) fail(path, "flush failed (disk full?)");
   }
   std::error_code ec;
@@ -113,25 +123,52 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
 }
 }  // namespace
 
-void save_state_dict(const StateDict& sd, const std::string& path) { write_all(sd, path); }
+void save_state_dict(const StateDict& sd, const std::string& path, const H5Attributes& attributes) {
+  write_all(sd, path, attributes);
+}
+
+H5Attributes read_h5_attributes(const std::string& path) {
+  H5Handle file(open_for_read(path), H5Fclose);
+  H5Attributes out;
+  H5O_info_t info;
+  if (H5Oget_info(file, &info) < 0) fail(path, "cannot read the root's attributes");
+  for (hsize_t i = 0; i < info.num_attrs; ++i) {
+    H5Handle attr(H5Aopen_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    if (!attr.ok()) continue;
+    char name[256] = {0};
+    H5Aget_name(attr, sizeof(name) - 1, name);
+    H5Handle type(H5Aget_type(attr), H5Tclose);
+    if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) > 0) continue;
+    std::string value(H5Tget_size(type), '\0');
+    if (H5Aread(attr, type, value.data()) < 0) continue;
+    value.resize(std::strlen(value.c_str()));
+    out.emplace_back(name, value);
+  }
+  return out;
+}
 void write_tensors_h5(const std::string& path, const StateDict& tensors) { write_all(tensors, path); }
 
-StateDict load_state_dict_file(const std::string& path) {
+StateDict load_state_dict_file(const std::string& path, const std::string& group) {
   H5Handle file(open_for_read(path), H5Fclose);
+  const std::string where = group.empty() ? "the file's root" : "group '" + group + "'";
+  H5Handle loc(group.empty() ? H5Gopen2(file, "/", H5P_DEFAULT) : H5Gopen2(file, group.c_str(), H5P_DEFAULT),
+               H5Gclose);
+  if (!loc.ok()) fail(path, "no group '" + group + "'");
   std::vector<std::string> names;
   hsize_t idx = 0;
-  if (H5Literate(file, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_name, &names) < 0) {
+  if (H5Literate(loc, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_name, &names) < 0) {
     names.clear();
     idx = 0;  // files written without creation order tracking: fall back to name order
-    if (H5Literate(file, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names) < 0)
-      fail(path, "cannot list the datasets at the file's root");
+    if (H5Literate(loc, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names) < 0)
+      fail(path, "cannot list the datasets of " + where);
   }
   StateDict sd;
+  const std::string prefix = group.empty() ? "" : group + "/";
   for (const std::string& n : names) {
     H5O_info_t info;
-    if (H5Oget_info_by_name(file, n.c_str(), &info, H5P_DEFAULT) < 0 || info.type != H5O_TYPE_DATASET)
-      fail(path, "'" + n + "' is not a dataset (a state dict holds one dataset per key at the root)");
-    sd.set(n, read_dataset(file, path, n));
+    if (H5Oget_info_by_name(loc, n.c_str(), &info, H5P_DEFAULT) < 0 || info.type != H5O_TYPE_DATASET)
+      fail(path, "'" + prefix + n + "' is not a dataset (a state dict holds one dataset per key in " + where + ")");
+    sd.set(n, read_dataset(file, path, prefix + n));
   }
   return sd;
 }

@@ -8,10 +8,16 @@
 
 namespace halo {
 
-void save_state_dict(const StateDict& sd, const std::string& path);
+// `attributes` become string attributes of the file's root (e.g. the label scaling a model was
+// trained with); they do not disturb readers that look only at the datasets.
+using H5Attributes = std::vector<std::pair<std::string, std::string>>;
+void save_state_dict(const StateDict& sd, const std::string& path, const H5Attributes& attributes = {});
+H5Attributes read_h5_attributes(const std::string& path);
 // Reads every dataset at the root. Errors (missing file, not HDF5, unsupported dtype) throw
 // std::runtime_error naming the file and the key.
-StateDict load_state_dict_file(const std::string& path);
+// With `group`, reads the datasets of that group instead (keys without the group prefix), e.g.
+// the "model" and "optimizer" groups of a training checkpoint.
+StateDict load_state_dict_file(const std::string& path, const std::string& group = "");
 // Loads into a module with Module::load_state_dict (strict by default); messages name the file.
 void load_module(nn::Module& m, const std::string& path, bool strict = true);
 
