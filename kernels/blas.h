@@ -27,3 +27,35 @@ void linear_backward(const LinearShape& s, const T* x, const T* w, const T* dy, 
 }  // namespace cpu
 
 }  // namespace halo::kernels
+
+// ---- GPU entry points (built only with CUDA; float32, device pointers, row-major) -----------------
+// Same contract as the CPU functions above; `stream` is a cudaStream_t (nullptr: default stream).
+// Hand-written tiled SGEMM (kernels/cuda/blas.cu, plain FP32 FMAs) and cuBLAS
+// (kernels/cudnn/blas.cpp, TF32 only if cudnn::set_matmul_tf32(true)).
+namespace halo::kernels::cuda {
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+          const float* b, int ldb, float beta, float* c, int ldc, void* stream);
+void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b, float* y,
+                    void* stream);
+void linear_backward(const LinearShape& s, const float* x, const float* w, const float* dy,
+                     float* dx, float* dw, float* db, void* stream);
+}  // namespace halo::kernels::cuda
+
+namespace halo::kernels::cudnn {
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+          const float* b, int ldb, float beta, float* c, int ldc, void* stream);
+void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b, float* y,
+                    void* stream);
+void linear_backward(const LinearShape& s, const float* x, const float* w, const float* dy,
+                     float* dx, float* dw, float* db, void* stream);
+
+// The implementation chosen at run time by cudnn::set_gemm_backend.
+namespace dispatch {
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+          const float* b, int ldb, float beta, float* c, int ldc, void* stream);
+void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b, float* y,
+                    void* stream);
+void linear_backward(const LinearShape& s, const float* x, const float* w, const float* dy,
+                     float* dx, float* dw, float* db, void* stream);
+}  // namespace dispatch
+}  // namespace halo::kernels::cudnn

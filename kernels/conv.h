@@ -48,3 +48,38 @@ void conv2d_backward_weight_reference(const Conv2dShape& s, const T* x, const T*
 }  // namespace cpu
 
 }  // namespace halo::kernels
+
+// ---- GPU entry points (built only with CUDA; float32, device pointers, NCHW) ----------------------
+// Same contract as the CPU functions above; `stream` is a cudaStream_t (nullptr: default stream),
+// and the work is queued on it without synchronising. Hand-written kernels in kernels/cuda/conv.cu
+// (implicit GEMM, a dedicated depthwise path), cuDNN in kernels/cudnn/conv.cpp.
+namespace halo::kernels::cuda {
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                    float* y, void* stream);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                          void* stream);
+void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                            void* stream);
+void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, void* stream);
+}  // namespace halo::kernels::cuda
+
+namespace halo::kernels::cudnn {
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                    float* y, void* stream);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                          void* stream);
+void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                            void* stream);
+void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, void* stream);
+
+// The implementation chosen at run time by cudnn::set_conv_backend (kernels/cudnn/settings.h).
+namespace dispatch {
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                    float* y, void* stream);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                          void* stream);
+void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                            void* stream);
+void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, void* stream);
+}  // namespace dispatch
+}  // namespace halo::kernels::cudnn

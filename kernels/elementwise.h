@@ -31,3 +31,11 @@ void axpy(std::size_t n, float alpha, const float* x, float* y, void* stream);
 void scale(std::size_t n, float alpha, const float* x, float* y, void* stream);
 void mul(std::size_t n, const float* a, const float* b, float* y, void* stream);
 }  // namespace halo::kernels::cuda
+
+// Hand-written CUDA per-channel multiply (kernels/cuda/elementwise.cu); contract as the CPU one.
+namespace halo::kernels::cuda {
+void mul_channel_forward(int outer, int c, int inner, const float* x, const float* s, float* y,
+                         void* stream);
+void mul_channel_backward(int outer, int c, int inner, const float* x, const float* s,
+                          const float* dy, float* dx, float* ds, void* stream);
+}  // namespace halo::kernels::cuda

@@ -47,3 +47,54 @@ void layer_norm2d_backward(const NormShape& s, const T* x, const T* dy, const T*
 }  // namespace cpu
 
 }  // namespace halo::kernels
+
+// ---- GPU entry points (built only with CUDA; float32, device pointers) ----------------------------
+// Same contract as the CPU functions above; `stream` is a cudaStream_t (nullptr: default stream).
+// Hand-written kernels in kernels/cuda/norm.cu; cuDNN batch norm in kernels/cudnn/norm.cpp.
+namespace halo::kernels::cuda {
+void batch_norm_forward_train(const NormShape& s, const float* x, const float* gamma,
+                              const float* beta, float eps, float momentum, float* running_mean,
+                              float* running_var, float* y, float* save_mean, float* save_invstd,
+                              void* stream);
+void batch_norm_forward_eval(const NormShape& s, const float* x, const float* gamma,
+                             const float* beta, const float* running_mean,
+                             const float* running_var, float eps, float* y, void* stream);
+void batch_norm_backward(const NormShape& s, const float* x, const float* dy, const float* gamma,
+                         const float* mean, const float* invstd, bool training, float* dx,
+                         float* dgamma, float* dbeta, void* stream);
+void layer_norm2d_forward(const NormShape& s, const float* x, const float* gamma,
+                          const float* beta, float eps, float* y, float* save_mean,
+                          float* save_invstd, void* stream);
+void layer_norm2d_backward(const NormShape& s, const float* x, const float* dy, const float* gamma,
+                           const float* mean, const float* invstd, float* dx, float* dgamma,
+                           float* dbeta, void* stream);
+}  // namespace halo::kernels::cuda
+
+// cuDNN batch norm (CUDNN_BATCHNORM_SPATIAL). The eval-mode backward (training == false) and a
+// backward without dx are not cuDNN operations and run the hand-written kernels.
+namespace halo::kernels::cudnn {
+void batch_norm_forward_train(const NormShape& s, const float* x, const float* gamma,
+                              const float* beta, float eps, float momentum, float* running_mean,
+                              float* running_var, float* y, float* save_mean, float* save_invstd,
+                              void* stream);
+void batch_norm_forward_eval(const NormShape& s, const float* x, const float* gamma,
+                             const float* beta, const float* running_mean,
+                             const float* running_var, float eps, float* y, void* stream);
+void batch_norm_backward(const NormShape& s, const float* x, const float* dy, const float* gamma,
+                         const float* mean, const float* invstd, bool training, float* dx,
+                         float* dgamma, float* dbeta, void* stream);
+
+// The implementation chosen at run time by cudnn::set_batch_norm_backend.
+namespace dispatch {
+void batch_norm_forward_train(const NormShape& s, const float* x, const float* gamma,
+                              const float* beta, float eps, float momentum, float* running_mean,
+                              float* running_var, float* y, float* save_mean, float* save_invstd,
+                              void* stream);
+void batch_norm_forward_eval(const NormShape& s, const float* x, const float* gamma,
+                             const float* beta, const float* running_mean,
+                             const float* running_var, float eps, float* y, void* stream);
+void batch_norm_backward(const NormShape& s, const float* x, const float* dy, const float* gamma,
+                         const float* mean, const float* invstd, bool training, float* dx,
+                         float* dgamma, float* dbeta, void* stream);
+}  // namespace dispatch
+}  // namespace halo::kernels::cudnn

@@ -30,3 +30,14 @@ template <class T> void global_avg_pool_backward(int n, int c, int hw, const T* 
 }  // namespace cpu
 
 }  // namespace halo::kernels
+
+// Hand-written CUDA versions (kernels/cuda/pool.cu), float32, device pointers, queued on
+// `stream` (a cudaStream_t; nullptr is the default stream). Built only with CUDA.
+namespace halo::kernels::cuda {
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax,
+                        void* stream);
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx,
+                         void* stream);
+void global_avg_pool_forward(int n, int c, int hw, const float* x, float* y, void* stream);
+void global_avg_pool_backward(int n, int c, int hw, const float* dy, float* dx, void* stream);
+}  // namespace halo::kernels::cuda
