@@ -1,0 +1,126 @@
+// Google Benchmark of one training step per model on the CPU: forward, MSE loss, backward and an
+// Adam step, batch 16 of 1x150x150 (the training setup), with 2 OpenMP threads unless
+// OMP_NUM_THREADS says otherwise. Also the training-mode forward alone and the eval forward, to
+// split the step. Times are wall-clock (UseRealTime: the OpenMP threads do the work).
+// Counters: images_per_s, time_per_image (seconds in the JSON), and cpu_util (process CPU seconds
+// per wall second; below the thread count means the threads waited for a core, i.e. the machine was
+// busy). bench/pytorch_step.py times the same step in PyTorch + timm and prints the ratio.
+//   bench_models --benchmark_format=json > bench.json && python3 bench/pytorch_step.py --halo
+//   bench.json
+#include <benchmark/benchmark.h>
+#include <omp.h>
+#include <time.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/optim.h"
+#include "models/registry.h"
+
+using namespace halo;
+
+namespace {
+
+constexpr int kBatch = 16;
+constexpr int kSize = 150;
+
+double process_cpu_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+void set_counters(benchmark::State& state, double cpu_seconds, double wall_seconds) {
+  state.counters["images_per_s"] =
+      benchmark::Counter(kBatch, benchmark::Counter::kIsIterationInvariantRate);
+  // kInvert of a rate gives seconds per image (the console prints it as e.g. "98.9ms").
+  state.counters["time_per_image"] = benchmark::Counter(
+      kBatch, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["cpu_util"] = wall_seconds > 0 ? cpu_seconds / wall_seconds : 0;
+  state.counters["threads"] = omp_get_max_threads();
+}
+
+struct Setup {
+  std::shared_ptr<nn::Module> model;
+  Tensor x, y;
+  explicit Setup(const std::string& name) {
+    nn::manual_seed(0);
+    model = models::make_model(name);
+    std::mt19937_64 rng(1);
+    x = Tensor::randn({kBatch, 1, kSize, kSize}, rng);
+    y = Tensor::randn({kBatch, 1}, rng);
+  }
+};
+
+void BM_TrainStep(benchmark::State& state, const std::string& name) {
+  Setup s(name);
+  s.model->train();
+  Adam opt(s.model->named_parameters(), {.lr = 1e-4});
+  auto step = [&] {
+    opt.zero_grad();
+    Tensor loss = mse_loss(s.model->forward(s.x), s.y);
+    loss.backward();
+    opt.step();
+    benchmark::DoNotOptimize(loss.data());
+  };
+  step();  // warm-up: fills the allocator's cache and creates Adam's state
+  step();
+  const double cpu0 = process_cpu_seconds();
+  const auto wall0 = std::chrono::steady_clock::now();
+  for (auto _ : state) step();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  set_counters(state, process_cpu_seconds() - cpu0, wall);
+}
+
+void BM_Forward(benchmark::State& state, const std::string& name, bool training) {
+  Setup s(name);
+  s.model->train(training);
+  auto fwd = [&] {
+    if (training) {
+      Tensor out = s.model->forward(s.x);  // records the graph, dropped right away
+      benchmark::DoNotOptimize(out.data());
+    } else {
+      NoGradGuard no_grad;
+      Tensor out = s.model->forward(s.x);
+      benchmark::DoNotOptimize(out.data());
+    }
+  };
+  fwd();
+  const double cpu0 = process_cpu_seconds();
+  const auto wall0 = std::chrono::steady_clock::now();
+  for (auto _ : state) fwd();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  set_counters(state, process_cpu_seconds() - cpu0, wall);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Two threads (the CI machines' cores) unless the caller chose otherwise.
+  if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(2);
+  for (const std::string& name : models::model_names()) {
+    benchmark::RegisterBenchmark(("TrainStep/" + name).c_str(), BM_TrainStep, name)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(3.0);
+    benchmark::RegisterBenchmark(("TrainForward/" + name).c_str(), BM_Forward, name, true)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(2.0);
+    benchmark::RegisterBenchmark(("EvalForward/" + name).c_str(), BM_Forward, name, false)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(2.0);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
