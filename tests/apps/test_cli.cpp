@@ -1,0 +1,106 @@
+// train_halo and eval_halo as a user runs them: bad input gives a clear message and a non-zero exit,
+// and a tiny simulated run leaves a run folder that eval_halo can read.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "apps/support/simulated_data.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+struct CmdResult {
+  int code;
+  std::string output;
+};
+// Runs a shell command, capturing stdout and stderr.
+CmdResult run(const std::string& cmd) {
+  CmdResult r{0, ""};
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf;
+  while (p && fgets(buf.data(), buf.size(), p)) r.output += buf.data();
+  const int st = p ? pclose(p) : -1;
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+std::string app(const std::string& name) { return std::string(HALO_BINARY_DIR) + "/apps/" + name; }
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("halo_cli_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    data_ = (dir_ / "tiny.h5").string();
+    halo::apps::write_simulated_hdf5(data_, "model1", 40, 32, 1, 2);
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static inline fs::path dir_;
+  static inline std::string data_;
+};
+}  // namespace
+
+TEST_F(Cli, UnknownModelOrFlagIsRefused) {
+  CmdResult r = run(app("train_halo") + " --model resnet99 --data " + data_);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("resnet18"), std::string::npos) << r.output;  // lists the valid names
+  r = run(app("train_halo") + " --no-such-flag");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--no-such-flag"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, MissingDataIsRefused) {
+  CmdResult r = run(app("train_halo") + " --data " + (dir_ / "nope").string() + " --run-dir " + (dir_ / "r0").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("no such file or folder"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, TrainThenEvaluateAndRefuseBadCheckpoints) {
+  const std::string rd = (dir_ / "run").string();
+  CmdResult r = run(app("train_halo") + " --data " + data_ + " --run-dir " + rd +
+              " --epochs 1 --batch-size 8 --quiet --no-tta --device cpu");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("val MSE"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(fs::path(rd) / "best.h5"));
+  // Training again into the same folder without --resume would overwrite it: refused.
+  r = run(app("train_halo") + " --data " + data_ + " --run-dir " + rd + " --epochs 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--resume"), std::string::npos) << r.output;
+  // eval_halo reads the model and label scaling from best.h5.
+  r = run(app("eval_halo") + " --weights " + rd + "/best.h5 --data " + data_);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("MSE"), std::string::npos) << r.output;
+  // Weights of another model: the message names a key and what was expected.
+  r = run(app("eval_halo") + " --weights " + rd + "/best.h5 --model resnet26 --data " + data_);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("key"), std::string::npos) << r.output;
+  // A corrupt checkpoint.
+  const std::string bad = (dir_ / "corrupt.h5").string();
+  std::ofstream(bad) << "not a checkpoint";
+  r = run(app("eval_halo") + " --weights " + bad + " --model resnet18 --label-mean 0.04 --label-std 0.01 --data " +
+          data_);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("not an HDF5 file"), std::string::npos) << r.output;
+  r = run(app("train_halo") + " --data " + data_ + " --init " + bad + " --run-dir " + (dir_ / "r2").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find(bad), std::string::npos) << r.output;
+  // Images of another size than the model was trained on.
+  const std::string other = (dir_ / "other.h5").string();
+  halo::apps::write_simulated_hdf5(other, "model1", 4, 48, 2, 1);
+  r = run(app("eval_halo") + " --weights " + rd + "/best.h5 --data " + other);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("trained on 32x32"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, TooSmallImagesAreRefused) {
+  const std::string small = (dir_ / "small.h5").string();
+  halo::apps::write_simulated_hdf5(small, "model1", 20, 16, 3, 1);
+  CmdResult r = run(app("train_halo") + " --data " + small + " --run-dir " + (dir_ / "r3").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("at least 32x32"), std::string::npos) << r.output;
+}
