@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job from a fresh machine: install the Debian packages, build, and train. With no
+# arguments it simulates the model1 preset once into ./cache and trains ResNet-18 on it (on the CPU:
+# 600 images, 3 epochs, a few minutes), leaving the run folder runs/resnet18. Arguments go to
+# train_halo (e.g. --model convnext_pico --data /path/to/lens_data --epochs 30).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh
+bash scripts/build.sh
+args=("$@")
+if [ ${#args[@]} -eq 0 ]; then
+  # A fresh run folder each time, so the command can be repeated.
+  args=(--model resnet18 --run-dir "runs/resnet18_$(date +%Y%m%d_%H%M%S)")
+fi
+./build/apps/train_halo "${args[@]}"
