@@ -114,8 +114,9 @@ SimConfig preset_config(const std::string& name) {
     // and ~9x the exposure so that the background fluctuates ~3x less relative to the ring.
     c.main_mass_min = 0.22e12;
     c.main_mass_max = 1.76e12;
-    c.e1_min = 0.05, c.e1_max = 0.25, c.e2_min = -0.05, c.e2_max = 0.05;
-    c.gamma1_min = 0.0, c.gamma1_max = 0.1, c.gamma2_min = -0.03, c.gamma2_max = 0.03;
+    c.e1_min = 0.15, c.e1_max = 0.4, c.e2_min = -0.05, c.e2_max = 0.05;
+    c.gamma1_min = 0.03, c.gamma1_max = 0.12, c.gamma2_min = -0.03, c.gamma2_max = 0.03;
+    c.subhalos_scale_with_mass = true;
     c.source_e1_min = -0.2, c.source_e1_max = 0.2, c.source_e2_min = -0.2, c.source_e2_max = 0.2;
     c.source_offset = 0.25;
     c.log10_exposure_min = 3.95, c.log10_exposure_max = 4.45;
@@ -140,7 +141,7 @@ std::vector<std::pair<std::string, std::string>> config_settings(const SimConfig
   put("gamma1_min", c.gamma1_min), put("gamma1_max", c.gamma1_max);
   put("gamma2_min", c.gamma2_min), put("gamma2_max", c.gamma2_max);
   s.emplace_back("subhalo_profile", c.subhalo_profile == SubhaloProfile::tnfw ? "tnfw" : "point_mass");
-  put("mean_subhalos", c.mean_subhalos), put("sub_mass_min", c.sub_mass_min), put("sub_mass_max", c.sub_mass_max);
+  put("mean_subhalos", c.mean_subhalos), put("subhalos_scale_with_mass", c.subhalos_scale_with_mass), put("sub_mass_min", c.sub_mass_min), put("sub_mass_max", c.sub_mass_max);
   put("mass_slope", c.mass_slope), put("sub_r_min", c.sub_r_min), put("sub_r_max", c.sub_r_max);
   put("tnfw_concentration", c.tnfw_concentration), put("tnfw_tau", c.tnfw_tau);
   put("label_mass_factor", c.label_mass_factor);
@@ -201,7 +202,9 @@ LensParams Simulator::draw_params(uint64_t seed, int64_t index) const {
   p.source_e1 = rng.uniform(c.source_e1_min, c.source_e1_max);
   p.source_e2 = rng.uniform(c.source_e2_min, c.source_e2_max);
   p.exposure = std::pow(10.0, rng.uniform(c.log10_exposure_min, c.log10_exposure_max));
-  const int64_t n = rng.poisson(c.mean_subhalos);
+  // With subhalos_scale_with_mass the mean count follows the host mass, so that f_sub keeps the
+  // model1 distribution however heavy the lens is.
+  const int64_t n = rng.poisson(c.mean_subhalos * (c.subhalos_scale_with_mass ? p.main_mass / 1e12 : 1.0));
   // pdf ~ m^s on [lo, hi]: inverse CDF m = (lo^(s+1) + u (hi^(s+1) - lo^(s+1)))^(1/(s+1)).
   const double s1 = c.mass_slope + 1;
   const double lo = std::pow(c.sub_mass_min, s1), hi = std::pow(c.sub_mass_max, s1);

@@ -28,6 +28,7 @@ struct SimConfig {
   // radius U(r_min, r_max) arcsec and angle U(0, 2 pi) about the lens centre.
   SubhaloProfile subhalo_profile = SubhaloProfile::point_mass;
   double mean_subhalos = 25, sub_mass_min = 1e6, sub_mass_max = 1e10, mass_slope = -0.85;
+  bool subhalos_scale_with_mass = false;  // mean count = mean_subhalos * main mass / 1e12
   double sub_r_min = 0.25, sub_r_max = 2.0;
   double tnfw_concentration = 15, tnfw_tau = 5;  // TNFW option: c of M200 and r_trunc = tau Rs
   // Label: f_sub = sum of subhalo masses / (label_mass_factor * main halo mass).
