@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -19,7 +20,8 @@ namespace halo::test {
 // f may read x freely; x is perturbed in place one entry at a time and restored exactly, so f
 // must depend only on x (no hidden state). Cost: 2 * x.size() calls of f.
 // The 1e-3 floor keeps entries whose true gradient is ~0 from turning rounding noise into a huge
-// relative error; scale the loss so typical gradients are O(1) (e.g. loss = sum(y * r), r ~ U(-1,1)).
+// relative error; scale the loss so typical gradients are O(1) (e.g. loss = sum(y * r), r ~
+// U(-1,1)).
 inline double max_grad_error(std::function<double(std::vector<double>&)> f, std::vector<double>& x,
                              const std::vector<double>& analytic, double h = 1e-6) {
   if (analytic.size() != x.size())
@@ -42,6 +44,22 @@ inline double max_grad_error(std::function<double(std::vector<double>&)> f, std:
     worst = std::max(worst, err);
   }
   return worst;
+}
+
+// Dot product of two equal-length vectors (the loss sum(y * r) of the gradient checks).
+inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// max_grad_error, failing (returning +inf) when the analytic gradient holds a NaN or an Inf: a
+// backward that never wrote an output initialised to NaN must not pass.
+inline double grad_error(std::function<double(std::vector<double>&)> f, std::vector<double>& x,
+                         const std::vector<double>& analytic, double h = 1e-6) {
+  for (double a : analytic)
+    if (!std::isfinite(a)) return std::numeric_limits<double>::infinity();
+  return max_grad_error(std::move(f), x, analytic, h);
 }
 
 // n values uniform in [lo, hi) from a fixed seed: reproducible test inputs.

@@ -15,24 +15,12 @@
 namespace {
 
 using halo::kernels::LinearShape;
+using halo::test::dot;
+using halo::test::grad_error;
 using halo::test::max_grad_error;
 using halo::test::random_vector;
 namespace cpu = halo::kernels::cpu;
 using Vec = std::vector<double>;
-
-double dot(const Vec& a, const Vec& b) {
-  double s = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
-// max_grad_error, except that a NaN or Inf in the analytic gradient fails the check (a max() over
-// NaN errors would silently skip them, hiding outputs the backward never wrote).
-double grad_error(std::function<double(Vec&)> f, Vec& x, const Vec& analytic, double h = 1e-6) {
-  for (double a : analytic)
-    if (!std::isfinite(a)) return std::numeric_limits<double>::infinity();
-  return max_grad_error(std::move(f), x, analytic, h);
-}
 
 // A rows x cols row-major matrix stored with row stride ld >= cols; the padding holds NaN so a
 // kernel that reads it (wrong stride) poisons its result.

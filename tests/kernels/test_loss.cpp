@@ -12,18 +12,12 @@
 
 namespace {
 
+using halo::test::dot;
+using halo::test::grad_error;
 using halo::test::max_grad_error;
 using halo::test::random_vector;
 namespace cpu = halo::kernels::cpu;
 using Vec = std::vector<double>;
-
-// max_grad_error, except that a NaN or Inf in the analytic gradient fails the check (a max() over
-// NaN errors would silently skip them, hiding outputs the backward never wrote).
-double grad_error(std::function<double(Vec&)> f, Vec& x, const Vec& analytic, double h = 1e-6) {
-  for (double a : analytic)
-    if (!std::isfinite(a)) return std::numeric_limits<double>::infinity();
-  return max_grad_error(std::move(f), x, analytic, h);
-}
 
 // pred - target = {1, -2, 0.5, 0}: squares sum to 5.25, mean 1.3125.
 TEST(Mse, ForwardHandValue) {
