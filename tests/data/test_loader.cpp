@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/temp_dir.h"
 #include "data/deeplense.h"
 #include "data/hdf5_dataset.h"
 #include "data/loader.h"
@@ -25,37 +26,10 @@ using namespace halo::data;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("halo_test_loader_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
+using halo::test::expect_error;
+struct TempDir : halo::test::TempDir {
+  TempDir() : halo::test::TempDir("halo_test_loader") {}
 };
-
-template <class F>
-void expect_error(F fn, std::vector<std::string> parts) {
-  try {
-    fn();
-  } catch (const std::runtime_error& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
-    return;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-runtime_error: " << e.what();
-    return;
-  }
-  ADD_FAILURE() << "did not throw";
-}
 
 // n images of size x size with distinct, asymmetric content (Poisson-like counts) and labels.
 std::shared_ptr<Dataset> counts_dataset(size_t n, int size, uint64_t seed = 1) {
