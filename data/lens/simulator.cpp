@@ -184,6 +184,7 @@ void check(const SimConfig& c) {
 Simulator::Simulator(SimConfig config) : config_(std::move(config)) {
   check(config_);
   sigma_cr_arcsec2_ = sigma_crit_arcsec2(kCosmo, config_.z_lens, config_.z_source);
+  theta_e_1e12_ = deeplense_theta_e(kCosmo, 1e12, config_.z_lens, config_.z_source);  // distances once
 }
 
 LensParams Simulator::draw_params(uint64_t seed, int64_t index) const {
@@ -192,7 +193,7 @@ LensParams Simulator::draw_params(uint64_t seed, int64_t index) const {
   LensParams p;
   const double lm = std::log(c.main_mass_min), hm = std::log(c.main_mass_max);
   p.main_mass = std::exp(rng.uniform(lm, hm));
-  p.theta_e = deeplense_theta_e(kCosmo, p.main_mass, c.z_lens, c.z_source);
+  p.theta_e = theta_e(p.main_mass);
   p.e1 = rng.uniform(c.e1_min, c.e1_max);
   p.e2 = rng.uniform(c.e2_min, c.e2_max);
   p.gamma1 = rng.uniform(c.gamma1_min, c.gamma1_max);
@@ -236,7 +237,7 @@ std::vector<double> Simulator::render(const LensParams& p) const {
   std::vector<double> sub_te(p.sub_mass.size()), sub_rs(p.sub_mass.size()), sub_ars(p.sub_mass.size());
   if (c.subhalo_profile == SubhaloProfile::point_mass) {
     for (std::size_t k = 0; k < p.sub_mass.size(); ++k)
-      sub_te[k] = deeplense_theta_e(kCosmo, p.sub_mass[k], c.z_lens, c.z_source);
+      sub_te[k] = theta_e(p.sub_mass[k]);
   } else {
     const double dl = kCosmo.angular_diameter_distance(0, c.z_lens);
     const double arcsec = M_PI / 180.0 / 3600.0;
@@ -246,6 +247,37 @@ std::vector<double> Simulator::render(const LensParams& p) const {
     for (std::size_t k = 0; k < p.sub_mass.size(); ++k)
       nfw_physical_to_angle(p.sub_mass[k], c.tnfw_concentration, dl, sigma_mpc2, rho_crit, sub_rs[k], sub_ars[k]);
   }
+  // The SIE and the source with their trigonometry done once per image (the same formulas as
+  // sie_deflection and sersic in profiles.cpp, which the tests check against lenstronomy).
+  double q, phi;
+  ellipticity_to_q_phi(p.e1, p.e2, q, phi);
+  const double cphi = std::cos(phi), sphi = std::sin(phi);
+  const bool round = 1 - q < 1e-6;
+  const double f = std::sqrt(std::max(1 - q * q, 0.0)), b_over_f = round ? 0 : p.theta_e * std::sqrt(q) / f;
+  const double core = 1e-10 / std::sqrt(q);
+  auto sie = [&](double x, double y) {
+    const double xp = x * cphi + y * sphi, yp = -x * sphi + y * cphi;
+    double ax, ay;
+    if (round) {
+      const double r = std::max(std::hypot(xp, yp), 1e-15);
+      ax = p.theta_e * xp / r, ay = p.theta_e * yp / r;
+    } else {
+      const double psi = std::sqrt(q * q * (core * core + xp * xp) + yp * yp);
+      ax = b_over_f * std::atan(f * xp / (psi + core));
+      ay = b_over_f * std::atanh(f * yp / (psi + q * q * core));
+    }
+    return Vec2{ax * cphi - ay * sphi, ax * sphi + ay * cphi};
+  };
+  const double se1 = p.source_e1, se2 = p.source_e2, snorm = std::sqrt(1 - se1 * se1 - se2 * se2);
+  const double bn = sersic_bn(c.source_n), inv_n = 1 / c.source_n, rsers = std::max(c.source_r, 1e-4);
+  auto source = [&](double bx, double by) {
+    const double dx = bx - p.source_x, dy = by - p.source_y;
+    const double xt = ((1 - se1) * dx - se2 * dy) / snorm, yt = (-se2 * dx + (1 + se1) * dy) / snorm;
+    const double R = std::max(std::sqrt(xt * xt + yt * yt), 1e-4) / rsers;
+    if (R > 1000) return 0.0;
+    const double t = inv_n == 1.0 ? R : std::pow(R, inv_n);
+    return c.source_amp * std::exp(-bn * (t - 1));
+  };
   std::vector<double> img(static_cast<std::size_t>(N) * N);
   for (int i = 0; i < N; ++i)
     for (int j = 0; j < N; ++j) {
@@ -254,7 +286,7 @@ std::vector<double> Simulator::render(const LensParams& p) const {
         for (int b = 0; b < S; ++b) {
           const double x = (j - (N - 1) / 2.0) * d + d * ((b + 0.5) / S - 0.5);
           const double y = (i - (N - 1) / 2.0) * d + d * ((a + 0.5) / S - 0.5);
-          Vec2 al = sie_deflection(x, y, p.theta_e, p.e1, p.e2);
+          Vec2 al = sie(x, y);
           const Vec2 sh = shear_deflection(x, y, p.gamma1, p.gamma2);
           al.x += sh.x, al.y += sh.y;
           for (std::size_t k = 0; k < p.sub_mass.size(); ++k) {
@@ -264,8 +296,7 @@ std::vector<double> Simulator::render(const LensParams& p) const {
                                                  p.sub_y[k]);
             al.x += s.x, al.y += s.y;
           }
-          sum += sersic(x - al.x, y - al.y, c.source_amp, c.source_r, c.source_n, p.source_e1, p.source_e2,
-                        p.source_x, p.source_y);
+          sum += source(x - al.x, y - al.y);
         }
       img[static_cast<std::size_t>(i) * N + j] = sum / (S * S) * d * d;  // flux per pixel
     }

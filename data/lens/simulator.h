@@ -4,6 +4,7 @@
 // byte-identical whatever the number of threads. Presets: `model1` (the recipe behind the real
 // DeepLense Test III data, as far as it is known) and `varied` (lens, shear and source varied).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -77,8 +78,11 @@ class Simulator {
   void simulate_batch(uint64_t seed, int64_t first, int64_t count, int threads, std::vector<SimImage>& out) const;
 
  private:
+  // Einstein radius (DeepLenseSim's formula) of a point mass M: theta_E = theta_e_1e12 sqrt(M/1e12).
+  double theta_e(double mass) const { return theta_e_1e12_ * std::sqrt(mass / 1e12); }
   SimConfig config_;
   double sigma_cr_arcsec2_;
+  double theta_e_1e12_;
 };
 
 // A counter-based random stream (splitmix64): the same (seed, index, stream) gives the same numbers
