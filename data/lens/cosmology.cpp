@@ -7,7 +7,11 @@ namespace halo::data::lens {
 
 namespace {
 constexpr double kC = 299792.458;           // km/s
-constexpr double kG = 4.300917270036279e-9;  // Mpc (km/s)^2 / M_sun
+// G M_sun in Mpc (km/s)^2. Sigma_cr uses lenstronomy's constants (G 6.67384e-11, M_sun 1.989e30 kg,
+// Mpc 3.08567758e22 m) for parity with it; astropy's (CODATA 2018, IAU 2015), which DeepLenseSim's
+// Einstein-radius formula used, give a 2.8e-4 larger Sigma_cr.
+constexpr double kG = 6.67384e-11 * 1.989e30 / 3.08567758e22 / 1e6;
+constexpr double kG_astropy = 4.300917270036279e-9;
 constexpr double kArcsec = M_PI / 180.0 / 3600.0;
 }  // namespace
 
@@ -43,7 +47,7 @@ double point_mass_theta_e(const Cosmology& c, double mass, double z_l, double z_
 
 double deeplense_theta_e(const Cosmology& c, double mass, double z_l, double z_s) {
   const double dl = c.luminosity_distance(z_l), ds = c.luminosity_distance(z_s);
-  const double rs = 4 * kG * mass / (kC * kC);  // Schwarzschild-like length 4GM/c^2 in Mpc
+  const double rs = 4 * kG_astropy * mass / (kC * kC);  // Schwarzschild-like length 4GM/c^2 in Mpc
   return std::sqrt(rs * (ds - dl) / (dl * ds)) / kArcsec;
 }
 
