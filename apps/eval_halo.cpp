@@ -14,6 +14,7 @@
 #include "apps/support/trainer.h"
 #include "data/deeplense.h"
 #include "data/loader.h"
+#include "engine/cuda_memory.h"
 #include "engine/serialize.h"
 #include "models/registry.h"
 
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> predict_files;
   double label_mean = NAN, label_std = NAN;
   bool tta = false;
+  std::string device;
   int batch = 64;
   app.add_option("--weights", weights, "HDF5 state dict (best.h5 of a train_halo run, or exported from PyTorch)")
       ->required()
@@ -40,6 +42,8 @@ int main(int argc, char** argv) {
   app.add_option("--norm", norm, "image normalisation (default: from the weights file)");
   app.add_flag("--tta", tta, "average predictions over the 8 symmetries of the square");
   app.add_option("--batch-size", batch, "images per forward pass")->check(CLI::Range(1, 65536));
+  app.add_option("--device", device, "cpu | cuda (default: cuda if a GPU is present, else cpu)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -67,6 +71,9 @@ int main(int argc, char** argv) {
     const data::LabelScaler scaler{label_mean, label_std};
     std::shared_ptr<nn::Module> net = models::make_model(model);
     load_module(*net, weights);
+    if (device.empty()) device = cuda::gpu_available() ? "cuda" : "cpu";
+    if (device == "cuda") train::configure_gpu("cudnn", true);
+    net->to(train::parse_device(device));
 
     if (!predict_files.empty()) {
       for (const std::string& f : predict_files) {

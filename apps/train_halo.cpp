@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   std::string train_list, val_list, test_list;
   int epochs = 0, batch = 0, patience = 0, sim_count = 0, sim_size = 150, threads = 0;
   double lr = 0, weight_decay = -1;
-  bool no_tta = false, quiet = false;
+  bool no_tta = false, quiet = false, no_tf32 = false;
+  std::string gpu_kernels = "cudnn";
   app.add_option("--model", cfg.model, "resnet18 | resnet26 | convnext_pico")
       ->check(CLI::IsMember(models::model_names()));
   app.add_option("--data", data_path,
@@ -38,6 +39,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"default", "seed"}));
   app.add_option("--device", cfg.device, "cpu | cuda (default: cuda if a GPU is present, else cpu)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--gpu-kernels", gpu_kernels,
+                 "on the GPU: cudnn (cuDNN convolution and batch norm, cuBLAS GEMM) | handwritten (Halo's own "
+                 "CUDA kernels)")
+      ->check(CLI::IsMember({"cudnn", "handwritten"}));
+  app.add_flag("--no-tf32", no_tf32, "on the GPU: no TF32 tensor cores (default: as PyTorch, TF32 for convolutions)");
   app.add_option("--epochs", epochs, "maximum epochs (recipe's value if omitted)")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", batch, "images per step (recipe's value if omitted)")->check(CLI::Range(2, 65536));
   app.add_option("--lr", lr, "peak learning rate (recipe's value if omitted)")->check(CLI::PositiveNumber);
@@ -68,6 +74,7 @@ int main(int argc, char** argv) {
   try {
     if (threads > 0) setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
     if (app.count("--device") == 0) cfg.device = cuda::gpu_available() ? "cuda" : "cpu";
+    if (cfg.device == "cuda") train::configure_gpu(gpu_kernels, !no_tf32);
     cfg.recipe = train::make_recipe(recipe);
     if (epochs) cfg.recipe.epochs = epochs;
     if (batch) cfg.recipe.batch_size = batch;

@@ -1,10 +1,14 @@
 // Adam (see optim.h): per-parameter moment buffers and step counts; the arithmetic is one call of
-// kernels::cpu::adam_step per parameter tensor.
+// kernels::cpu::adam_step per parameter tensor on the CPU, one fused kernels::cuda::adam_step launch
+// for all parameters on the GPU.
 #include "engine/optim.h"
 
+#include <map>
 #include <stdexcept>
+#include <vector>
 
 #include "engine/autograd.h"
+#include "engine/ops/common.h"
 
 namespace halo {
 
@@ -25,15 +29,30 @@ Adam::Adam(std::vector<std::pair<std::string, Tensor>> named_params, kernels::Ad
 }
 
 void Adam::step() {
+  // GPU parameters: one fused launch (kernels::cuda::adam_step) per distinct step count, which in
+  // a normal training run means one launch for the whole model.
+  std::map<long long, std::vector<kernels::cuda::AdamTensor>> gpu;
   for (Slot& s : slots_) {
     Tensor g = s.param.grad();
     if (!g.defined()) continue;
-    if (s.param.device() != Device::cpu)
-      throw std::runtime_error("Adam: no CUDA implementation of the update in this build");
+    if (g.device() != s.param.device())
+      throw std::invalid_argument("Adam: gradient of '" + s.name + "' is on " + to_string(g.device()) +
+                                  ", the parameter on " + to_string(s.param.device()));
     ++s.step;
-    kernels::cpu::adam_step<float>(s.param.numel(), config_, s.step, s.param.data(), g.data(),
-                                   s.exp_avg.data(), s.exp_avg_sq.data());
+    if (s.param.device() == Device::cuda) {
+      gpu[s.step].push_back({s.param.data(), g.data(), s.exp_avg.data(), s.exp_avg_sq.data(),
+                             static_cast<std::size_t>(s.param.numel())});
+    } else {
+      kernels::cpu::adam_step<float>(s.param.numel(), config_, s.step, s.param.data(), g.data(),
+                                     s.exp_avg.data(), s.exp_avg_sq.data());
+    }
   }
+#if HALO_HAVE_CUDA
+  for (auto& [step, list] : gpu)
+    kernels::cuda::adam_step(list.data(), static_cast<int>(list.size()), config_, step, ops_detail::gpu_stream());
+#else
+  if (!gpu.empty()) ops_detail::not_built_with_cuda();
+#endif
 }
 
 void Adam::zero_grad() {

@@ -122,7 +122,8 @@ ModelSummary summarize(nn::Module& model, const std::string& name, int size, int
     NoGradGuard no_grad;
     g_recorder = &rec;
     try {
-      y = model.forward(Tensor::zeros(s.input_shape));
+      const auto params = model.named_parameters();  // the input goes where the weights are
+      y = model.forward(Tensor::zeros(s.input_shape, params.empty() ? Device::cpu : params.front().second.device()));
     } catch (...) {
       g_recorder = nullptr;
       model.train(was_training);

@@ -16,6 +16,7 @@
 
 #include "apps/support/plot.h"
 #include "engine/autograd.h"
+#include "engine/cuda_memory.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/serialize.h"
@@ -99,12 +100,37 @@ std::atomic<bool>& stop_requested() {
   return flag;
 }
 
+// ---- devices -------------------------------------------------------------------------------------------
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu;
+  if (name != "cuda") throw std::invalid_argument("--device " + name + ": expected cpu or cuda");
+  std::string why;
+  if (!cuda::gpu_available(&why)) throw std::invalid_argument("--device cuda: no usable GPU (" + why + ")");
+  return Device::cuda;
+}
+
+Device module_device(nn::Module& model) {
+  const auto params = model.named_parameters();
+  return params.empty() ? Device::cpu : params.front().second.device();
+}
+
+void configure_gpu(const std::string& backend, bool tf32) {
+  if (backend != "cudnn" && backend != "handwritten")
+    throw std::invalid_argument("--gpu-kernels " + backend + ": expected cudnn or handwritten");
+  cuda::use_vendor_libraries(backend == "cudnn");
+  if (tf32)
+    cuda::set_tf32_default();
+  else
+    cuda::disable_tf32();
+}
+
 // ---- prediction ---------------------------------------------------------------------------------------
 std::vector<double> predict(nn::Module& model, const data::Dataset& ds, const std::vector<std::size_t>& indices,
                             const data::LabelScaler& scaler, data::ImageNorm norm, bool tta,
                             std::size_t batch_size) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
+  const Device dev = module_device(model);
   model.eval();
   std::vector<double> out(indices.size(), 0.0);
   const int views = tta ? 8 : 1;
@@ -114,8 +140,8 @@ std::vector<double> predict(nn::Module& model, const data::Dataset& ds, const st
     for (int k = 0; k < views; ++k) {
       data::Batch batch = data::make_batch(ds, idx, norm, data::LabelScaler{}, k);
       std::vector<float> pixels(batch.images, batch.images + nb * batch.height * batch.width);
-      Tensor y = model(Tensor::from_vector(pixels, {int64_t(nb), 1, batch.height, batch.width}));
-      const float* p = y.data();
+      Tensor y = model(Tensor::from_vector(pixels, {int64_t(nb), 1, batch.height, batch.width}).to(dev));
+      const std::vector<float> p = y.to_vector();
       for (std::size_t i = 0; i < nb; ++i) out[b0 + i] += scaler.to_original(p[i]) / views;
     }
   }
@@ -220,10 +246,7 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
     throw std::invalid_argument("the training and validation splits must not be empty (got " +
                                 std::to_string(split.train.size()) + " and " + std::to_string(split.val.size()) +
                                 " images)");
-  if (cfg.device != "cpu")
-    throw std::invalid_argument("--device " + cfg.device +
-                                ": this build trains on the CPU only (the CUDA ops are not yet wired into "
-                                "the engine); use --device cpu");
+  const Device dev = parse_device(cfg.device);
   const fs::path dir(cfg.run_dir);
   fs::create_directories(dir);
   const fs::path ckpt_path = dir / "checkpoint.h5", best_path = dir / "best.h5";
@@ -233,6 +256,7 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
   nn::manual_seed(cfg.seed);
   std::shared_ptr<nn::Module> model = models::make_model(cfg.model);
   if (!cfg.init.empty()) load_module(*model, cfg.init);
+  model->to(dev);  // before the optimizer, whose moment buffers go where the parameters are
   Adam opt(model->named_parameters(), {.lr = R.lr, .weight_decay = R.weight_decay, .decoupled = true});
   const data::LabelScaler scaler = data::LabelScaler::fit(*ds, split.train);
   data::LoaderOptions lo;
@@ -360,6 +384,29 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
       loss_count = resumed_loss_count;
     }
     double lr = 0;
+    // On the GPU the losses are summed on the device and read every `read_every` steps, so the
+    // host does not wait for the GPU after each step; on the CPU every loss is read at once.
+    const std::size_t read_every = dev == Device::cuda ? 25 : 1;
+    Tensor loss_acc = Tensor::zeros({}, dev);
+    std::size_t pending = 0;
+    float last_loss = NAN;
+    // Adds the pending losses to the epoch's sum; false if one of them was not finite.
+    auto read_losses = [&]() {
+      if (pending == 0) return true;
+      const double sum = loss_acc.item();
+      loss_acc.fill_(0.f);
+      last_loss = float(sum / double(pending));
+      loss_sum += sum;
+      loss_count += pending;
+      pending = 0;
+      return std::isfinite(sum);
+    };
+    auto diverge = [&](int ep, std::size_t batch_no) {
+      res.outcome = Outcome::diverged;
+      res.message = fmt::format("the training loss became {} at epoch {}, batch {}: stopping; the best "
+                                "checkpoint (epoch {}) is kept in {}",
+                                last_loss, ep + 1, batch_no + 1, stopper.best_epoch() + 1, best_path.string());
+    };
     for (std::size_t b = 0; b < batches; ++b) {
       std::optional<data::Batch> batch = loader.next();
       if (!batch) break;
@@ -368,27 +415,29 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
       opt.set_lr(lr);
       const int64_t n = int64_t(batch->size);
       std::vector<float> px(batch->images, batch->images + n * batch->height * batch->width);
-      Tensor x = Tensor::from_vector(px, {n, 1, batch->height, batch->width});
-      Tensor y = Tensor::from_vector(std::vector<float>(batch->labels, batch->labels + n), {n, 1});
+      Tensor x = Tensor::from_vector(px, {n, 1, batch->height, batch->width}).to(dev);
+      Tensor y = Tensor::from_vector(std::vector<float>(batch->labels, batch->labels + n), {n, 1}).to(dev);
       Tensor loss = mse_loss((*model)(x), y);
-      const float l = loss.item();
-      if (!std::isfinite(l)) {
-        res.outcome = Outcome::diverged;
-        res.message = fmt::format("the training loss became {} at epoch {}, batch {}: stopping; the best "
-                                  "checkpoint (epoch {}) is kept in {}",
-                                  l, epoch + 1, b + 1, stopper.best_epoch() + 1, best_path.string());
+      add_(loss_acc, loss.detach());
+      ++pending;
+      if (dev == Device::cpu && !read_losses()) {  // before the update: the weights stay finite
+        diverge(epoch, b);
         break;
       }
       opt.zero_grad();
       loss.backward();
       opt.step();
-      loss_sum += l;
-      ++loss_count;
       images += batch->size;
-      bar.show(epoch + 1, b + 1, batches, images, l);
       ++batches_this_run;
-      if (stop_requested().load() ||
-          (cfg.interrupt_after_batches > 0 && batches_this_run >= std::size_t(cfg.interrupt_after_batches))) {
+      const bool stop_now =
+          stop_requested().load() ||
+          (cfg.interrupt_after_batches > 0 && batches_this_run >= std::size_t(cfg.interrupt_after_batches));
+      if ((pending >= read_every || b + 1 == batches || stop_now) && !read_losses()) {
+        diverge(epoch, b);
+        break;
+      }
+      bar.show(epoch + 1, b + 1, batches, images, last_loss);
+      if (stop_now) {
         save_checkpoint(epoch, b + 1, loss_sum, loss_count);
         res.outcome = Outcome::interrupted;
         res.message = fmt::format("interrupted at epoch {}, batch {}: resumable checkpoint written to {} (run "
@@ -398,6 +447,10 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
       }
     }
     if (res.outcome == Outcome::diverged || res.outcome == Outcome::interrupted) break;
+    if (!read_losses()) {  // the loader ended the epoch early with losses still on the device
+      diverge(epoch, batches - 1);
+      break;
+    }
 
     // Validation in original units.
     std::vector<double> pred = predict(*model, *ds, split.val, scaler, cfg.norm, false, R.batch_size);

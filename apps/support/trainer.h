@@ -109,6 +109,14 @@ constexpr int kMinImageSize = 32;
 // std::invalid_argument with a clear message on bad input; files already written stay intact.
 Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const data::Split& split);
 
+// ---- devices -------------------------------------------------------------------------------------
+// "cpu" or "cuda"; "cuda" without a usable GPU (or in a build without CUDA) throws with the reason.
+Device parse_device(const std::string& name);
+Device module_device(nn::Module& model);  // where the model's parameters are
+// GPU policy from the apps' flags: backend "cudnn" (cuDNN/cuBLAS) or "handwritten" (kernels/cuda/)
+// for convolution, batch norm and GEMM; tf32 = PyTorch's default TF32 use, or none.
+void configure_gpu(const std::string& backend, bool tf32);
+
 // Predictions (original units) of `model` in eval mode on `indices`, optionally averaged over the
 // 8 symmetries of the square.
 std::vector<double> predict(nn::Module& model, const data::Dataset& ds, const std::vector<std::size_t>& indices,

@@ -13,8 +13,11 @@ struct ReluBackward : Node {
   Tensor y;
   const char* name() const override { return "ReluBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    Tensor dx = Tensor::empty(y.shape());
-    kernels::cpu::relu_backward<float>(y.numel(), y.data(), g.data(), dx.data());
+    Tensor dx = Tensor::empty(y.shape(), y.device());
+    if (on_gpu(y.device()))
+      HALO_GPU(kernels::cuda::relu_backward(y.numel(), y.data(), g.data(), dx.data(), gpu_stream()));
+    else
+      kernels::cpu::relu_backward<float>(y.numel(), y.data(), g.data(), dx.data());
     return {dx};
   }
   void release_saved() override { y = Tensor(); }
@@ -24,8 +27,11 @@ struct GeluBackward : Node {
   Tensor x;
   const char* name() const override { return "GeluBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
-    Tensor dx = Tensor::empty(x.shape());
-    kernels::cpu::gelu_backward<float>(x.numel(), x.data(), g.data(), dx.data());
+    Tensor dx = Tensor::empty(x.shape(), x.device());
+    if (on_gpu(x.device()))
+      HALO_GPU(kernels::cuda::gelu_backward(x.numel(), x.data(), g.data(), dx.data(), gpu_stream()));
+    else
+      kernels::cpu::gelu_backward<float>(x.numel(), x.data(), g.data(), dx.data());
     return {dx};
   }
   void release_saved() override { x = Tensor(); }
@@ -34,9 +40,11 @@ struct GeluBackward : Node {
 
 Tensor relu(const Tensor& x) {
   require_f32(x, "relu", "x");
-  if (x.device() != Device::cpu) no_cuda_path("relu");
-  Tensor y = Tensor::empty(x.shape());
-  kernels::cpu::relu_forward<float>(x.numel(), x.data(), y.data());
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  if (on_gpu(x.device()))
+    HALO_GPU(kernels::cuda::relu_forward(x.numel(), x.data(), y.data(), gpu_stream()));
+  else
+    kernels::cpu::relu_forward<float>(x.numel(), x.data(), y.data());
   if (needs_grad({&x})) {
     auto node = std::make_shared<ReluBackward>();
     node->y = y.detach();
@@ -47,9 +55,11 @@ Tensor relu(const Tensor& x) {
 
 Tensor gelu(const Tensor& x) {
   require_f32(x, "gelu", "x");
-  if (x.device() != Device::cpu) no_cuda_path("gelu");
-  Tensor y = Tensor::empty(x.shape());
-  kernels::cpu::gelu_forward<float>(x.numel(), x.data(), y.data());
+  Tensor y = Tensor::empty(x.shape(), x.device());
+  if (on_gpu(x.device()))
+    HALO_GPU(kernels::cuda::gelu_forward(x.numel(), x.data(), y.data(), gpu_stream()));
+  else
+    kernels::cpu::gelu_forward<float>(x.numel(), x.data(), y.data());
   if (needs_grad({&x})) {
     auto node = std::make_shared<GeluBackward>();
     node->x = x.detach();

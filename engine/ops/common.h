@@ -1,9 +1,23 @@
 // Small helpers shared by the op files: input checks with clear messages, and the device switch.
+//
+// Every op has a CPU path (kernels::cpu, templates) and a GPU path (kernels::cuda, the hand-written
+// kernels, or kernels::cudnn::dispatch, which runs cuDNN/cuBLAS or the hand-written kernels as
+// kernels/cudnn/settings.h says). The GPU calls are wrapped in HALO_GPU(...): in a CPU-only build
+// (no nvcc) they are not compiled, and since no CUDA tensor can exist there (allocating one throws),
+// the branch is never reached; if it were, it says why. All GPU work goes on the engine's one
+// compute stream, gpu_stream().
 #pragma once
 #include <stdexcept>
 #include <string>
 
+#include "engine/cuda_memory.h"
 #include "engine/tensor.h"
+
+#if HALO_HAVE_CUDA
+#define HALO_GPU(...) __VA_ARGS__
+#else
+#define HALO_GPU(...) ::halo::ops_detail::not_built_with_cuda()
+#endif
 
 namespace halo::ops_detail {
 
@@ -43,13 +57,12 @@ inline Device common_device(std::initializer_list<const Tensor*> ts, const char*
   return d;
 }
 
-// Every op runs on the CPU; its CUDA path is added by the CUDA backend. Until an op has one,
-// a CUDA tensor reaching it gets this message rather than a wrong answer.
-[[noreturn]] inline void no_cuda_path(const char* op) {
-  throw std::runtime_error(std::string(op) +
-                           ": no CUDA implementation of this op in this build; move the tensors "
-                           "to the CPU (--device cpu)");
+[[noreturn]] inline void not_built_with_cuda() {
+  throw std::runtime_error("a CUDA tensor reached an op in a build without CUDA (use --device cpu)");
 }
+
+inline void* gpu_stream() { return cuda::stream(); }
+inline bool on_gpu(Device d) { return d == Device::cuda; }
 
 inline const float* ptr_or_null(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
 

@@ -2,6 +2,8 @@
 // Following one training step down to a kernel: ResNet's conv layer calls conv2d() here; autograd
 // later calls Conv2dBackward::apply(), which calls kernels::cpu::conv2d_backward_weight() (in
 // kernels/cpu/conv.cpp) to compute dL/dW from the saved input x and the incoming gradient dy.
+// On the GPU the same three passes go to kernels::cudnn::dispatch (cuDNN or the hand-written
+// implicit GEMM of kernels/cuda/conv.cu, as set_conv_backend says).
 #include "kernels/conv.h"
 
 #include "engine/autograd.h"
@@ -32,18 +34,28 @@ struct Conv2dBackward : Node {
   Tensor x, w;  // x is saved only if dW is needed, w only if dx is needed
   const char* name() const override { return "Conv2dBackward"; }
   std::vector<Tensor> apply(const Tensor& dy) override {
+    const Device dev = dy.device();
     Tensor dx, dw, db;
     if (next[0].active()) {  // dL/dx = conv_transpose(dy, w)
-      dx = Tensor::empty({shape.n, shape.c_in, shape.h, shape.w});
-      kernels::cpu::conv2d_backward_data<float>(shape, dy.data(), w.data(), dx.data());
+      dx = Tensor::empty({shape.n, shape.c_in, shape.h, shape.w}, dev);
+      if (on_gpu(dev))
+        HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_data(shape, dy.data(), w.data(), dx.data(), gpu_stream()));
+      else
+        kernels::cpu::conv2d_backward_data<float>(shape, dy.data(), w.data(), dx.data());
     }
     if (next[1].active()) {  // dL/dw = sum over batch and pixels of dy (x) im2col(x)
-      dw = Tensor::empty({shape.c_out, shape.c_in_per_group(), shape.kh, shape.kw});
-      kernels::cpu::conv2d_backward_weight<float>(shape, x.data(), dy.data(), dw.data());
+      dw = Tensor::empty({shape.c_out, shape.c_in_per_group(), shape.kh, shape.kw}, dev);
+      if (on_gpu(dev))
+        HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_weight(shape, x.data(), dy.data(), dw.data(), gpu_stream()));
+      else
+        kernels::cpu::conv2d_backward_weight<float>(shape, x.data(), dy.data(), dw.data());
     }
     if (next.size() > 2 && next[2].active()) {  // dL/db = sum over batch and pixels of dy
-      db = Tensor::empty({shape.c_out});
-      kernels::cpu::conv2d_backward_bias<float>(shape, dy.data(), db.data());
+      db = Tensor::empty({shape.c_out}, dev);
+      if (on_gpu(dev))
+        HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_bias(shape, dy.data(), db.data(), gpu_stream()));
+      else
+        kernels::cpu::conv2d_backward_bias<float>(shape, dy.data(), db.data());
     }
     return {dx, dw, db};
   }
@@ -65,13 +77,16 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int stride, 
                                 std::to_string(w.size(1) * groups) + " input channels, input is " +
                                 x.str());
   if (bias.defined()) check_shape(bias, {w.size(0)}, "conv2d bias");
-  if (common_device({&x, &w, &bias}, "conv2d") != Device::cpu) no_cuda_path("conv2d");
+  const Device dev = common_device({&x, &w, &bias}, "conv2d");
   const kernels::Conv2dShape s = conv_shape(x, w, stride, padding, groups);
   if (s.h + 2 * padding < s.kh || s.w + 2 * padding < s.kw)
     throw std::invalid_argument("conv2d: kernel " + to_string(w.shape()) + " larger than padded input " + x.str());
 
-  Tensor y = Tensor::empty({s.n, s.c_out, s.h_out(), s.w_out()});
-  kernels::cpu::conv2d_forward<float>(s, x.data(), w.data(), ptr_or_null(bias), y.data());
+  Tensor y = Tensor::empty({s.n, s.c_out, s.h_out(), s.w_out()}, dev);
+  if (on_gpu(dev))
+    HALO_GPU(kernels::cudnn::dispatch::conv2d_forward(s, x.data(), w.data(), ptr_or_null(bias), y.data(), gpu_stream()));
+  else
+    kernels::cpu::conv2d_forward<float>(s, x.data(), w.data(), ptr_or_null(bias), y.data());
   if (needs_grad({&x, &w, &bias})) {
     auto node = std::make_shared<Conv2dBackward>();
     node->shape = s;

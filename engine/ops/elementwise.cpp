@@ -21,9 +21,12 @@ Tensor add(const Tensor& a, const Tensor& b) {
   require_f32(a, "add", "a");
   require_f32(b, "add", "b");
   require_same_shape(a, b, "add");
-  if (common_device({&a, &b}, "add") != Device::cpu) no_cuda_path("add");
-  Tensor y = Tensor::empty(a.shape());
-  kernels::cpu::add<float>(a.numel(), a.data(), b.data(), y.data());
+  const Device dev = common_device({&a, &b}, "add");
+  Tensor y = Tensor::empty(a.shape(), dev);
+  if (on_gpu(dev))
+    HALO_GPU(kernels::cuda::add(a.numel(), a.data(), b.data(), y.data(), gpu_stream()));
+  else
+    kernels::cpu::add<float>(a.numel(), a.data(), b.data(), y.data());
   if (needs_grad({&a, &b})) attach(y, std::make_shared<AddBackward>(), {&a, &b});
   return y;
 }
@@ -35,25 +38,30 @@ void add_(Tensor& a, const Tensor& b) {
   if (grad_enabled() && a.requires_grad())
     throw std::logic_error("add_: in-place update of a tensor that requires grad while grad mode "
                            "is on (wrap it in NoGradGuard)");
-  if (common_device({&a, &b}, "add_") != Device::cpu) no_cuda_path("add_");
-  kernels::cpu::axpy<float>(a.numel(), 1.f, b.data(), a.data());
+  if (on_gpu(common_device({&a, &b}, "add_")))
+    HALO_GPU(kernels::cuda::axpy(a.numel(), 1.f, b.data(), a.data(), gpu_stream()));
+  else
+    kernels::cpu::axpy<float>(a.numel(), 1.f, b.data(), a.data());
 }
 
 // ---- mul: y = a * b;  da = dy * b, db = dy * a --------------------------------------------------------
 namespace {
+Tensor times(const Tensor& a, const Tensor& b) {  // a * b on a's device, no autograd
+  Tensor y = Tensor::empty(a.shape(), a.device());
+  if (on_gpu(a.device()))
+    HALO_GPU(kernels::cuda::mul(a.numel(), a.data(), b.data(), y.data(), gpu_stream()));
+  else
+    kernels::cpu::mul<float>(a.numel(), a.data(), b.data(), y.data());
+  return y;
+}
+
 struct MulBackward : Node {
   Tensor a, b;  // saved inputs (only those whose partner needs a gradient)
   const char* name() const override { return "MulBackward"; }
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor da, db;
-    if (next[0].active()) {
-      da = Tensor::empty(g.shape());
-      kernels::cpu::mul<float>(g.numel(), g.data(), b.data(), da.data());
-    }
-    if (next[1].active()) {
-      db = Tensor::empty(g.shape());
-      kernels::cpu::mul<float>(g.numel(), g.data(), a.data(), db.data());
-    }
+    if (next[0].active()) da = times(g, b);
+    if (next[1].active()) db = times(g, a);
     return {da, db};
   }
   void release_saved() override { a = b = Tensor(); }
@@ -64,9 +72,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   require_f32(a, "mul", "a");
   require_f32(b, "mul", "b");
   require_same_shape(a, b, "mul");
-  if (common_device({&a, &b}, "mul") != Device::cpu) no_cuda_path("mul");
-  Tensor y = Tensor::empty(a.shape());
-  kernels::cpu::mul<float>(a.numel(), a.data(), b.data(), y.data());
+  common_device({&a, &b}, "mul");
+  Tensor y = times(a, b);
   if (needs_grad({&a, &b})) {
     auto node = std::make_shared<MulBackward>();
     attach(y, node, {&a, &b});
@@ -84,11 +91,15 @@ struct MulChannelBackward : Node {
   std::vector<Tensor> apply(const Tensor& g) override {
     const int outer = static_cast<int>(x.size(0)), c = static_cast<int>(x.size(1));
     const int inner = static_cast<int>(x.numel() / (int64_t(outer) * c));
-    Tensor dx = next[0].active() ? Tensor::empty(x.shape()) : Tensor();
-    Tensor ds = next[1].active() ? Tensor::empty(s.shape()) : Tensor();
-    kernels::cpu::mul_channel_backward<float>(outer, c, inner, x.data(), s.data(), g.data(),
-                                              dx.defined() ? dx.data() : nullptr,
-                                              ds.defined() ? ds.data() : nullptr);
+    Tensor dx = next[0].active() ? Tensor::empty(x.shape(), x.device()) : Tensor();
+    Tensor ds = next[1].active() ? Tensor::empty(s.shape(), x.device()) : Tensor();
+    float* dxp = dx.defined() ? dx.data() : nullptr;
+    float* dsp = ds.defined() ? ds.data() : nullptr;
+    if (on_gpu(x.device()))
+      HALO_GPU(kernels::cuda::mul_channel_backward(outer, c, inner, x.data(), s.data(), g.data(), dxp, dsp,
+                                                   gpu_stream()));
+    else
+      kernels::cpu::mul_channel_backward<float>(outer, c, inner, x.data(), s.data(), g.data(), dxp, dsp);
     return {dx, ds};
   }
   void release_saved() override { x = s = Tensor(); }
@@ -101,11 +112,14 @@ Tensor mul_channel(const Tensor& x, const Tensor& s) {
   if (x.dim() < 2 || x.size(1) != s.size(0))
     throw std::invalid_argument("mul_channel: x must be [N, C, ...] with C = " +
                                 std::to_string(s.size(0)) + ", got " + x.str());
-  if (common_device({&x, &s}, "mul_channel") != Device::cpu) no_cuda_path("mul_channel");
+  const Device dev = common_device({&x, &s}, "mul_channel");
   const int outer = static_cast<int>(x.size(0)), c = static_cast<int>(x.size(1));
   const int inner = static_cast<int>(x.numel() / (int64_t(outer) * c));
-  Tensor y = Tensor::empty(x.shape());
-  kernels::cpu::mul_channel_forward<float>(outer, c, inner, x.data(), s.data(), y.data());
+  Tensor y = Tensor::empty(x.shape(), dev);
+  if (on_gpu(dev))
+    HALO_GPU(kernels::cuda::mul_channel_forward(outer, c, inner, x.data(), s.data(), y.data(), gpu_stream()));
+  else
+    kernels::cpu::mul_channel_forward<float>(outer, c, inner, x.data(), s.data(), y.data());
   if (needs_grad({&x, &s})) {
     auto node = std::make_shared<MulChannelBackward>();
     node->x = x.detach();

@@ -14,13 +14,18 @@ struct LinearBackward : Node {
   Tensor x, w;
   const char* name() const override { return "LinearBackward"; }
   std::vector<Tensor> apply(const Tensor& dy) override {
-    Tensor dx = next[0].active() ? Tensor::empty({shape.n, shape.in}) : Tensor();
-    Tensor dw = next[1].active() ? Tensor::empty({shape.out, shape.in}) : Tensor();
-    Tensor db = next[2].active() ? Tensor::empty({shape.out}) : Tensor();
-    kernels::cpu::linear_backward<float>(shape, x.data(), w.data(), dy.data(),
-                                         dx.defined() ? dx.data() : nullptr,
-                                         dw.defined() ? dw.data() : nullptr,
-                                         db.defined() ? db.data() : nullptr);
+    const Device dev = dy.device();
+    Tensor dx = next[0].active() ? Tensor::empty({shape.n, shape.in}, dev) : Tensor();
+    Tensor dw = next[1].active() ? Tensor::empty({shape.out, shape.in}, dev) : Tensor();
+    Tensor db = next[2].active() ? Tensor::empty({shape.out}, dev) : Tensor();
+    float* dxp = dx.defined() ? dx.data() : nullptr;
+    float* dwp = dw.defined() ? dw.data() : nullptr;
+    float* dbp = db.defined() ? db.data() : nullptr;
+    if (on_gpu(dev))
+      HALO_GPU(kernels::cudnn::dispatch::linear_backward(shape, x.data(), w.data(), dy.data(), dxp, dwp, dbp,
+                                                         gpu_stream()));
+    else
+      kernels::cpu::linear_backward<float>(shape, x.data(), w.data(), dy.data(), dxp, dwp, dbp);
     return {dx, dw, db};
   }
   void release_saved() override { x = w = Tensor(); }
@@ -34,11 +39,14 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
     throw std::invalid_argument("linear: weight " + to_string(w.shape()) + " expects " +
                                 std::to_string(w.size(1)) + " input features, input is " + x.str());
   if (bias.defined()) check_shape(bias, {w.size(0)}, "linear bias");
-  if (common_device({&x, &w, &bias}, "linear") != Device::cpu) no_cuda_path("linear");
+  const Device dev = common_device({&x, &w, &bias}, "linear");
   kernels::LinearShape s{static_cast<int>(x.size(0)), static_cast<int>(x.size(1)),
                          static_cast<int>(w.size(0))};
-  Tensor y = Tensor::empty({s.n, s.out});
-  kernels::cpu::linear_forward<float>(s, x.data(), w.data(), ptr_or_null(bias), y.data());
+  Tensor y = Tensor::empty({s.n, s.out}, dev);
+  if (on_gpu(dev))
+    HALO_GPU(kernels::cudnn::dispatch::linear_forward(s, x.data(), w.data(), ptr_or_null(bias), y.data(), gpu_stream()));
+  else
+    kernels::cpu::linear_forward<float>(s, x.data(), w.data(), ptr_or_null(bias), y.data());
   if (needs_grad({&x, &w, &bias})) {
     auto node = std::make_shared<LinearBackward>();
     node->shape = s;

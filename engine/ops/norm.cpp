@@ -1,5 +1,6 @@
 // batch_norm2d and layer_norm2d, forward and backward. Both save the per-group mean and 1/std
-// computed in the forward pass, so backward never recomputes statistics.
+// computed in the forward pass, so backward never recomputes statistics. On the GPU batch norm goes
+// to kernels::cudnn::dispatch (cuDNN or kernels/cuda/norm.cu), layer norm to kernels/cuda/norm.cu.
 #include "kernels/norm.h"
 
 #include <cmath>
@@ -23,14 +24,19 @@ struct BatchNormBackward : Node {
   bool training = true;
   const char* name() const override { return "BatchNormBackward"; }
   std::vector<Tensor> apply(const Tensor& dy) override {
-    Tensor dx = next[0].active() ? Tensor::empty(x.shape()) : Tensor();
-    Tensor dg = next[1].active() ? Tensor::empty({shape.c}) : Tensor();
-    Tensor db = next[2].active() ? Tensor::empty({shape.c}) : Tensor();
-    kernels::cpu::batch_norm_backward<float>(shape, x.data(), dy.data(), gamma.data(), mean.data(),
-                                             invstd.data(), training,
-                                             dx.defined() ? dx.data() : nullptr,
-                                             dg.defined() ? dg.data() : nullptr,
-                                             db.defined() ? db.data() : nullptr);
+    const Device dev = dy.device();
+    Tensor dx = next[0].active() ? Tensor::empty(x.shape(), dev) : Tensor();
+    Tensor dg = next[1].active() ? Tensor::empty({shape.c}, dev) : Tensor();
+    Tensor db = next[2].active() ? Tensor::empty({shape.c}, dev) : Tensor();
+    float* dxp = dx.defined() ? dx.data() : nullptr;
+    float* dgp = dg.defined() ? dg.data() : nullptr;
+    float* dbp = db.defined() ? db.data() : nullptr;
+    if (on_gpu(dev))
+      HALO_GPU(kernels::cudnn::dispatch::batch_norm_backward(shape, x.data(), dy.data(), gamma.data(), mean.data(),
+                                                             invstd.data(), training, dxp, dgp, dbp, gpu_stream()));
+    else
+      kernels::cpu::batch_norm_backward<float>(shape, x.data(), dy.data(), gamma.data(), mean.data(),
+                                               invstd.data(), training, dxp, dgp, dbp);
     return {dx, dg, db};
   }
   void release_saved() override { x = gamma = mean = invstd = Tensor(); }
@@ -41,13 +47,19 @@ struct LayerNorm2dBackward : Node {
   Tensor x, gamma, mean, invstd;
   const char* name() const override { return "LayerNorm2dBackward"; }
   std::vector<Tensor> apply(const Tensor& dy) override {
-    Tensor dx = next[0].active() ? Tensor::empty(x.shape()) : Tensor();
-    Tensor dg = next[1].active() ? Tensor::empty({shape.c}) : Tensor();
-    Tensor db = next[2].active() ? Tensor::empty({shape.c}) : Tensor();
-    kernels::cpu::layer_norm2d_backward<float>(shape, x.data(), dy.data(), gamma.data(), mean.data(),
-                                               invstd.data(), dx.defined() ? dx.data() : nullptr,
-                                               dg.defined() ? dg.data() : nullptr,
-                                               db.defined() ? db.data() : nullptr);
+    const Device dev = dy.device();
+    Tensor dx = next[0].active() ? Tensor::empty(x.shape(), dev) : Tensor();
+    Tensor dg = next[1].active() ? Tensor::empty({shape.c}, dev) : Tensor();
+    Tensor db = next[2].active() ? Tensor::empty({shape.c}, dev) : Tensor();
+    float* dxp = dx.defined() ? dx.data() : nullptr;
+    float* dgp = dg.defined() ? dg.data() : nullptr;
+    float* dbp = db.defined() ? db.data() : nullptr;
+    if (on_gpu(dev))
+      HALO_GPU(kernels::cuda::layer_norm2d_backward(shape, x.data(), dy.data(), gamma.data(), mean.data(),
+                                                    invstd.data(), dxp, dgp, dbp, gpu_stream()));
+    else
+      kernels::cpu::layer_norm2d_backward<float>(shape, x.data(), dy.data(), gamma.data(), mean.data(),
+                                                 invstd.data(), dxp, dgp, dbp);
     return {dx, dg, db};
   }
   void release_saved() override { x = gamma = mean = invstd = Tensor(); }
@@ -63,22 +75,31 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   check_shape(beta, {c}, "batch_norm2d bias");
   check_shape(running_mean, {c}, "batch_norm2d running_mean");
   check_shape(running_var, {c}, "batch_norm2d running_var");
-  if (common_device({&x, &gamma, &beta, &running_mean, &running_var}, "batch_norm2d") != Device::cpu)
-    no_cuda_path("batch_norm2d");
+  const Device dev = common_device({&x, &gamma, &beta, &running_mean, &running_var}, "batch_norm2d");
   const kernels::NormShape s = norm_shape(x);
   if (training && int64_t(s.n) * s.hw < 2)
     throw std::invalid_argument("batch_norm2d: training needs more than one value per channel, got " + x.str());
 
-  Tensor y = Tensor::empty(x.shape());
-  Tensor mean = Tensor::empty({c}), invstd = Tensor::empty({c});
+  Tensor y = Tensor::empty(x.shape(), dev);
+  Tensor mean = Tensor::empty({c}, dev), invstd = Tensor::empty({c}, dev);
   if (training) {
     // Running statistics are buffers, updated in place with no gradient.
-    kernels::cpu::batch_norm_forward_train<float>(s, x.data(), gamma.data(), beta.data(), eps,
-                                                  momentum, running_mean.data(), running_var.data(),
-                                                  y.data(), mean.data(), invstd.data());
+    if (on_gpu(dev))
+      HALO_GPU(kernels::cudnn::dispatch::batch_norm_forward_train(
+          s, x.data(), gamma.data(), beta.data(), eps, momentum, running_mean.data(), running_var.data(), y.data(),
+          mean.data(), invstd.data(), gpu_stream()));
+    else
+      kernels::cpu::batch_norm_forward_train<float>(s, x.data(), gamma.data(), beta.data(), eps, momentum,
+                                                    running_mean.data(), running_var.data(), y.data(), mean.data(),
+                                                    invstd.data());
   } else {
-    kernels::cpu::batch_norm_forward_eval<float>(s, x.data(), gamma.data(), beta.data(),
-                                                 running_mean.data(), running_var.data(), eps, y.data());
+    if (on_gpu(dev))
+      HALO_GPU(kernels::cudnn::dispatch::batch_norm_forward_eval(s, x.data(), gamma.data(), beta.data(),
+                                                                 running_mean.data(), running_var.data(), eps,
+                                                                 y.data(), gpu_stream()));
+    else
+      kernels::cpu::batch_norm_forward_eval<float>(s, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                                   running_var.data(), eps, y.data());
   }
   if (needs_grad({&x, &gamma, &beta})) {
     auto node = std::make_shared<BatchNormBackward>();
@@ -89,11 +110,13 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
     if (training) {
       node->mean = mean;
       node->invstd = invstd;
-    } else {  // constants: the running statistics at this moment
+    } else {  // constants: the running statistics at this moment (computed on the host: C numbers,
+              // and only a model trained in eval mode, e.g. with frozen batch norm, comes here)
       node->mean = running_mean.clone();
-      node->invstd = running_var.clone();
-      float* iv = node->invstd.data();
-      for (int64_t i = 0; i < c; ++i) iv[i] = 1.f / std::sqrt(iv[i] + eps);
+      Tensor iv = running_var.to(Device::cpu).clone();
+      float* p = iv.data();
+      for (int64_t i = 0; i < c; ++i) p[i] = 1.f / std::sqrt(p[i] + eps);
+      node->invstd = iv.to(dev);
     }
     attach(y, node, {&x, &gamma, &beta});
   }
@@ -105,12 +128,16 @@ Tensor layer_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, fl
   const int64_t c = x.size(1);
   check_shape(gamma, {c}, "layer_norm2d weight");
   check_shape(beta, {c}, "layer_norm2d bias");
-  if (common_device({&x, &gamma, &beta}, "layer_norm2d") != Device::cpu) no_cuda_path("layer_norm2d");
+  const Device dev = common_device({&x, &gamma, &beta}, "layer_norm2d");
   const kernels::NormShape s = norm_shape(x);
-  Tensor y = Tensor::empty(x.shape());
-  Tensor mean = Tensor::empty({int64_t(s.n) * s.hw}), invstd = Tensor::empty({int64_t(s.n) * s.hw});
-  kernels::cpu::layer_norm2d_forward<float>(s, x.data(), gamma.data(), beta.data(), eps, y.data(),
-                                            mean.data(), invstd.data());
+  Tensor y = Tensor::empty(x.shape(), dev);
+  Tensor mean = Tensor::empty({int64_t(s.n) * s.hw}, dev), invstd = Tensor::empty({int64_t(s.n) * s.hw}, dev);
+  if (on_gpu(dev))
+    HALO_GPU(kernels::cuda::layer_norm2d_forward(s, x.data(), gamma.data(), beta.data(), eps, y.data(), mean.data(),
+                                                 invstd.data(), gpu_stream()));
+  else
+    kernels::cpu::layer_norm2d_forward<float>(s, x.data(), gamma.data(), beta.data(), eps, y.data(), mean.data(),
+                                              invstd.data());
   if (needs_grad({&x, &gamma, &beta})) {
     auto node = std::make_shared<LayerNorm2dBackward>();
     node->shape = s;

@@ -11,22 +11,29 @@ using namespace ops_detail;
 namespace {
 struct MaxPoolBackward : Node {
   kernels::Pool2dShape shape;
-  std::vector<int32_t> argmax;
+  std::shared_ptr<Storage> argmax;  // int32 per output, on the tensors' device
   const char* name() const override { return "MaxPoolBackward"; }
   std::vector<Tensor> apply(const Tensor& dy) override {
-    Tensor dx = Tensor::empty({shape.n, shape.c, shape.h, shape.w});
-    kernels::cpu::max_pool2d_backward<float>(shape, dy.data(), argmax.data(), dx.data());
+    Tensor dx = Tensor::empty({shape.n, shape.c, shape.h, shape.w}, dy.device());
+    const auto* am = static_cast<const int32_t*>(argmax->data());
+    if (on_gpu(dy.device()))
+      HALO_GPU(kernels::cuda::max_pool2d_backward(shape, dy.data(), am, dx.data(), gpu_stream()));
+    else
+      kernels::cpu::max_pool2d_backward<float>(shape, dy.data(), am, dx.data());
     return {dx};
   }
-  void release_saved() override { std::vector<int32_t>().swap(argmax); }
+  void release_saved() override { argmax.reset(); }
 };
 
 struct GlobalAvgPoolBackward : Node {
   int n = 0, c = 0, h = 0, w = 0;
   const char* name() const override { return "GlobalAvgPoolBackward"; }
   std::vector<Tensor> apply(const Tensor& dy) override {
-    Tensor dx = Tensor::empty({n, c, h, w});
-    kernels::cpu::global_avg_pool_backward<float>(n, c, h * w, dy.data(), dx.data());
+    Tensor dx = Tensor::empty({n, c, h, w}, dy.device());
+    if (on_gpu(dy.device()))
+      HALO_GPU(kernels::cuda::global_avg_pool_backward(n, c, h * w, dy.data(), dx.data(), gpu_stream()));
+    else
+      kernels::cpu::global_avg_pool_backward<float>(n, c, h * w, dy.data(), dx.data());
     return {dx};
   }
 };
@@ -36,7 +43,6 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
   require_dim(x, 4, "max_pool2d", "input x [N, C, H, W]");
   if (kernel < 1 || stride < 1 || padding < 0 || 2 * padding > kernel)
     throw std::invalid_argument("max_pool2d: need kernel >= 1, stride >= 1, 0 <= padding <= kernel/2");
-  if (x.device() != Device::cpu) no_cuda_path("max_pool2d");
   kernels::Pool2dShape s;
   s.n = static_cast<int>(x.size(0));
   s.c = static_cast<int>(x.size(1));
@@ -47,9 +53,14 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
   s.pad = padding;
   if (s.h + 2 * padding < kernel || s.w + 2 * padding < kernel)
     throw std::invalid_argument("max_pool2d: input " + x.str() + " smaller than the window");
-  Tensor y = Tensor::empty({s.n, s.c, s.h_out(), s.w_out()});
-  std::vector<int32_t> argmax(static_cast<std::size_t>(s.y_size()));
-  kernels::cpu::max_pool2d_forward<float>(s, x.data(), y.data(), argmax.data());
+  const Device dev = x.device();
+  Tensor y = Tensor::empty({s.n, s.c, s.h_out(), s.w_out()}, dev);
+  auto argmax = std::make_shared<Storage>(static_cast<std::size_t>(s.y_size()) * sizeof(int32_t), dev);
+  auto* am = static_cast<int32_t*>(argmax->data());
+  if (on_gpu(dev))
+    HALO_GPU(kernels::cuda::max_pool2d_forward(s, x.data(), y.data(), am, gpu_stream()));
+  else
+    kernels::cpu::max_pool2d_forward<float>(s, x.data(), y.data(), am);
   if (needs_grad({&x})) {
     auto node = std::make_shared<MaxPoolBackward>();
     node->shape = s;
@@ -61,11 +72,13 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
 
 Tensor global_avg_pool2d(const Tensor& x) {
   require_dim(x, 4, "global_avg_pool2d", "input x [N, C, H, W]");
-  if (x.device() != Device::cpu) no_cuda_path("global_avg_pool2d");
   const int n = static_cast<int>(x.size(0)), c = static_cast<int>(x.size(1));
   const int h = static_cast<int>(x.size(2)), w = static_cast<int>(x.size(3));
-  Tensor y = Tensor::empty({n, c, 1, 1});
-  kernels::cpu::global_avg_pool_forward<float>(n, c, h * w, x.data(), y.data());
+  Tensor y = Tensor::empty({n, c, 1, 1}, x.device());
+  if (on_gpu(x.device()))
+    HALO_GPU(kernels::cuda::global_avg_pool_forward(n, c, h * w, x.data(), y.data(), gpu_stream()));
+  else
+    kernels::cpu::global_avg_pool_forward<float>(n, c, h * w, x.data(), y.data());
   if (needs_grad({&x})) {
     auto node = std::make_shared<GlobalAvgPoolBackward>();
     node->n = n;

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "apps/support/simulated_data.h"
+#include "engine/cuda_memory.h"
 
 namespace fs = std::filesystem;
 
@@ -103,4 +104,30 @@ TEST_F(Cli, TooSmallImagesAreRefused) {
   CmdResult r = run(app("train_halo") + " --data " + small + " --run-dir " + (dir_ / "r3").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("at least 32x32"), std::string::npos) << r.output;
+}
+
+// --device cuda: without a usable GPU a clear refusal naming the reason; with one, a whole tiny run
+// on the GPU (training, validation, test metrics) that eval_halo then reads on the GPU too.
+TEST_F(Cli, DeviceCudaTrainsOnAGpuOrSaysWhyNot) {
+  const std::string rd = (dir_ / "run_cuda").string();
+  const std::string cmd = app("train_halo") + " --data " + data_ + " --run-dir " + rd +
+                          " --epochs 2 --batch-size 8 --quiet --device cuda";
+  std::string why;
+  if (!halo::cuda::gpu_available(&why)) {
+    CmdResult r = run(cmd);
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.output.find("--device cuda"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(fs::path(rd) / "checkpoint.h5"));
+    return;
+  }
+  for (const char* kernels : {"cudnn", "handwritten"}) {
+    SCOPED_TRACE(kernels);
+    fs::remove_all(rd);
+    CmdResult r = run(cmd + " --gpu-kernels " + kernels);
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("val MSE"), std::string::npos) << r.output;
+    EXPECT_TRUE(fs::exists(fs::path(rd) / "test_metrics.json"));
+    r = run(app("eval_halo") + " --weights " + rd + "/best.h5 --data " + data_ + " --device cuda");
+    EXPECT_EQ(r.code, 0) << r.output;
+  }
 }
