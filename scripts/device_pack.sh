@@ -38,6 +38,12 @@ export OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 # The test binaries carry the fixture folder's absolute path from the build machine.
 src=$(grep -o '/[^"]*/tests/fixtures' -m1 -a "$here"/bin/test_engine | head -1)
 if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$(dirname "$src")")"; ln -s "$here/.." "$(dirname "$(dirname "$src")")" 2>/dev/null || true; fi
+# test_apps runs train_halo/eval_halo from the build folder's path: point it at the packed ones.
+root=$(cd "$here/.." && pwd)
+mkdir -p "$root/build-device/apps"
+for a in train_halo eval_halo simulate_lenses; do
+  [ -x "$here/bin/$a" ] && ln -sf "$here/bin/$a" "$root/build-device/apps/$a"
+done
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
 status=0
 for t in "$here"/bin/test_*; do
