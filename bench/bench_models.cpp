@@ -1,6 +1,8 @@
 // Google Benchmark of one training step per model on the CPU: forward, MSE loss, backward and an
 // Adam step, batch 16 of 1x150x150 (the training setup), with 2 OpenMP threads unless
-// OMP_NUM_THREADS says otherwise. Also the training-mode forward alone and the eval forward, to
+// OMP_NUM_THREADS says otherwise. GpuTrainStep/<model>/<cudnn|handwritten> times the same step on
+// the GPU at batch 64 (the recipes' batch), waiting for the stream after each step; it reports an
+// error (and no time) where no GPU is usable. `pytorch_step.py --device cuda` times PyTorch's. Also the training-mode forward alone and the eval forward, to
 // split the step. Times are wall-clock (UseRealTime: the OpenMP threads do the work).
 // Counters: images_per_s, time_per_image (seconds in the JSON), and cpu_util (process CPU seconds
 // per wall second; below the thread count means the threads waited for a core, i.e. the machine was
@@ -17,6 +19,7 @@
 #include <string>
 
 #include "engine/autograd.h"
+#include "engine/cuda_memory.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "models/registry.h"
@@ -77,6 +80,41 @@ void BM_TrainStep(benchmark::State& state, const std::string& name) {
   set_counters(state, process_cpu_seconds() - cpu0, wall);
 }
 
+void BM_GpuTrainStep(benchmark::State& state, const std::string& name, bool vendor) {
+  std::string why;
+  if (!cuda::gpu_available(&why)) {
+    state.SkipWithError(("no usable GPU: " + why).c_str());
+    return;
+  }
+  constexpr int kGpuBatch = 64;
+  cuda::use_vendor_libraries(vendor);
+  cuda::set_tf32_default();  // PyTorch's defaults, as pytorch_step.py --device cuda runs
+  nn::manual_seed(0);
+  auto model = models::make_model(name);
+  model->to(Device::cuda);
+  model->train();
+  std::mt19937_64 rng(1);
+  Tensor x = Tensor::randn({kGpuBatch, 1, kSize, kSize}, rng).to(Device::cuda);
+  Tensor y = Tensor::randn({kGpuBatch, 1}, rng).to(Device::cuda);
+  Adam opt(model->named_parameters(), {.lr = 1e-4});
+  auto step = [&] {
+    opt.zero_grad();
+    Tensor loss = mse_loss(model->forward(x), y);
+    loss.backward();
+    opt.step();
+  };
+  for (int i = 0; i < 3; ++i) step();  // cuDNN plans, the allocator's cache, Adam's state
+  cuda::synchronize();
+  for (auto _ : state) {
+    step();
+    cuda::synchronize();
+  }
+  state.counters["images_per_s"] = benchmark::Counter(kGpuBatch, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["time_per_image"] = benchmark::Counter(
+      kGpuBatch, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  cuda::use_vendor_libraries(true);
+}
+
 void BM_Forward(benchmark::State& state, const std::string& name, bool training) {
   Setup s(name);
   s.model->train(training);
@@ -117,6 +155,15 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime()
         ->MinTime(2.0);
+  }
+  for (const std::string& name : models::model_names()) {
+    for (bool vendor : {true, false}) {
+      benchmark::RegisterBenchmark(("GpuTrainStep/" + name + (vendor ? "/cudnn" : "/handwritten")).c_str(),
+                                   BM_GpuTrainStep, name, vendor)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MinTime(2.0);
+    }
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -8,6 +8,10 @@ then the median of the timed steps); prints ms per image. With --halo BENCH.json
     build/bench/bench_models --benchmark_filter=TrainStep --benchmark_format=json > bench.json
     /usr/bin/python3 bench/pytorch_step.py --halo bench.json
 
+On a GPU (batch 64, TF32 as PyTorch's defaults; compares with Halo's GpuTrainStep/<model>/cudnn):
+    build/bench/bench_models --benchmark_filter=GpuTrainStep --benchmark_format=json > gpu.json
+    python3 bench/pytorch_step.py --device cuda --batch 64 --halo gpu.json
+
 By default the child processes run with glibc's malloc tuned to keep freed memory
 (MALLOC_MMAP_THRESHOLD_ etc.): without it PyTorch's step time on these VMs varies by up to 2x
 between processes from page faults (see ../shared/reference/architectures.md, "Timing and
@@ -29,7 +33,7 @@ TUNED_MALLOC = {
 }
 
 
-def time_one(name, batch, size, threads, warmup, iters):
+def time_one(name, batch, size, threads, warmup, iters, device="cpu"):
     """Runs in the child process: returns (median, min, max) ms per image and the CPU use."""
     import torch
     import torch.nn.functional as F
@@ -37,17 +41,19 @@ def time_one(name, batch, size, threads, warmup, iters):
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False, in_chans=1, num_classes=1)
+    model = timm.create_model(name, pretrained=False, in_chans=1, num_classes=1).to(device)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(batch, 1, size, size)
-    y = torch.randn(batch, 1)
+    x = torch.randn(batch, 1, size, size, device=device)
+    y = torch.randn(batch, 1, device=device)
 
     def step():
         opt.zero_grad(set_to_none=True)
         loss = F.mse_loss(model(x), y)
         loss.backward()
         opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
         return loss
 
     for _ in range(warmup):
@@ -65,21 +71,18 @@ def time_one(name, batch, size, threads, warmup, iters):
             "timm": timm.__version__}
 
 
-def halo_numbers(path):
-    """ms per image of TrainStep/<model> from a Google Benchmark JSON file."""
+def halo_numbers(path, prefix="TrainStep/", suffix=""):
+    """ms per image of <prefix><model><suffix> from a Google Benchmark JSON file."""
     with open(path) as f:
         data = json.load(f)
     out = {}
     for b in data.get("benchmarks", []):
         name = b.get("name", "")
-        if not name.startswith("TrainStep/") or b.get("run_type") == "aggregate":
+        if (not name.startswith(prefix) or not name.endswith(suffix) or "error_occurred" in b
+                or b.get("run_type") == "aggregate"):
             continue
         model = name.split("/")[1]
-        if "time_per_image" in b:  # seconds
-            out[model] = float(b["time_per_image"]) * 1000.0
-        else:  # fall back to the real time per iteration
-            unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
-            out[model] = float(b["real_time"]) * unit / 16.0
+        out[model] = float(b["time_per_image"]) * 1000.0  # seconds per image in the JSON
     return out
 
 
@@ -91,6 +94,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--default-malloc", action="store_true", help="do not tune glibc malloc")
     p.add_argument("--halo", help="Halo's bench_models JSON output, for the ratio table")
     p.add_argument("--json", help="also write the PyTorch results here")
@@ -98,7 +102,8 @@ def main():
     args = p.parse_args()
 
     if args.child:
-        r = time_one(args.child, args.batch, args.size, args.threads, args.warmup, args.iters)
+        r = time_one(args.child, args.batch, args.size, args.threads, args.warmup, args.iters,
+                     args.device)
         print(json.dumps(r))
         return 0
 
@@ -109,7 +114,7 @@ def main():
     for name in args.models:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--batch", str(args.batch),
                "--size", str(args.size), "--threads", str(args.threads), "--warmup",
-               str(args.warmup), "--iters", str(args.iters)]
+               str(args.warmup), "--iters", str(args.iters), "--device", args.device]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         results[name] = json.loads(out.strip().splitlines()[-1])
         r = results[name]
@@ -123,7 +128,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     if args.halo:
-        halo = halo_numbers(args.halo)
+        halo = (halo_numbers(args.halo, "GpuTrainStep/", "/cudnn") if args.device == "cuda"
+                else halo_numbers(args.halo))
         print(f"\n{'model':14s} {'Halo ms/img':>12s} {'PyTorch ms/img':>15s} {'Halo/PyTorch':>13s}")
         for name in args.models:
             h = halo.get(name)

@@ -50,11 +50,15 @@ for t in "$here"/bin/test_*; do
   echo "== $(basename "$t")"; "$t" --gtest_brief=1 2>&1 | tee "$OUT/$(basename "$t").log" | tail -5
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
-for b in "$here"/bin/bench_kernels_cuda "$here"/bin/bench_models; do
-  [ -x "$b" ] || continue
-  echo "== $(basename "$b")"
-  "$b" --benchmark_format=console --benchmark_out="$OUT/$(basename "$b").json" --benchmark_out_format=json 2>&1 | tail -60
-done
+# The training step on the GPU, Halo (both kernel sets) and PyTorch, then the kernel benchmarks
+# (BENCH_FILTER narrows them, e.g. '^ceiling|^resnet18/', to fit a command's time limit).
+echo "== bench_models (GPU training step)"
+"$here"/bin/bench_models --benchmark_filter=GpuTrainStep --benchmark_out="$OUT/bench_models_gpu.json" \
+  --benchmark_out_format=json 2>&1 | tail -10
+python3 "$here/../bench/pytorch_step.py" --device cuda --batch 64 --halo "$OUT/bench_models_gpu.json" 2>&1 | tail -8
+echo "== bench_kernels_cuda"
+"$here"/bin/bench_kernels_cuda --benchmark_filter="${BENCH_FILTER:-.}" --benchmark_counters_tabular=true \
+  --benchmark_out="$OUT/bench_kernels_cuda.json" --benchmark_out_format=json 2>&1 | tail -80
 exit $status
 RUN
 chmod +x .device/run.sh
