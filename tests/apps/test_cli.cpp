@@ -131,3 +131,35 @@ TEST_F(Cli, DeviceCudaTrainsOnAGpuOrSaysWhyNot) {
     EXPECT_EQ(r.code, 0) << r.output;
   }
 }
+
+// compare_runs: the table and figures from run folders; an unfinished run is listed as such; a
+// folder that is not a run is refused by name.
+TEST_F(Cli, CompareRunsTablesFinishedAndUnfinishedRuns) {
+  const fs::path a = dir_ / "cmp" / "resnet18_default", b = dir_ / "cmp" / "convnext_pico_seed";
+  fs::create_directories(a);
+  fs::create_directories(b);
+  std::ofstream(a / "metrics.csv") << "epoch,train_mse,val_mse,val_nrmse,val_r2,lr,seconds\n"
+                                      "1,2.0e-04,1.9e-04,0.33,0.03,1.0e-03,10\n2,1.5e-04,1.2e-04,0.26,0.39,5.0e-04,10\n";
+  std::ofstream(a / "test_metrics.json")
+      << R"({"model": "resnet18", "recipe": "default", "epochs_run": 2, "best_epoch": 2,
+             "test": {"mse": 1.18e-4, "nrmse": 0.26, "r2": 0.39},
+             "test_tta8": {"mse": 9.1e-5, "nrmse": 0.23, "r2": 0.53},
+             "predict_the_mean": {"mse": 1.93e-4, "nrmse": 0.33, "r2": 0.0}})";
+  std::ofstream(b / "metrics.csv") << "epoch,train_mse,val_mse,val_nrmse,val_r2,lr,seconds\n"
+                                      "1,2.1e-04,2.0e-04,0.34,-0.01,1.0e-06,10\n";
+  const fs::path out = dir_ / "cmp_out";
+  CmdResult r = run(app("compare_runs") + " " + a.string() + " " + b.string() + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* f : {"val_mse.png", "val_nrmse.png", "results.md", "results.csv"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  std::ifstream md(out / "results.md");
+  const std::string table((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_NE(table.find("| predict the mean | | | | 1.930e-04 | 0.330 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| resnet18_default | resnet18 | default | 2 (2) | 1.180e-04 | 0.260 | 0.39 | 9.100e-05 | 0.53 |"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| convnext_pico_seed | | | 1 (not finished)"), std::string::npos) << table;
+  r = run(app("compare_runs") + " " + (dir_ / "no_run_here").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("no_run_here/metrics.csv: not found"), std::string::npos) << r.output;
+}
