@@ -35,12 +35,15 @@ Run read_run(const fs::path& dir) {
   if (r.name.empty()) r.name = dir.parent_path().filename().string();
   const fs::path csv = dir / "metrics.csv";
   std::ifstream f(csv);
-  if (!f) throw std::invalid_argument(csv.string() + ": not found (is " + dir.string() + " a train_halo run folder?)");
+  if (!f)
+    throw std::invalid_argument(csv.string() + ": not found (is " + dir.string() +
+                                " a train_halo run folder?)");
   std::string line;
   std::getline(f, line);
   if (line.rfind("epoch,train_mse,val_mse,val_nrmse,val_r2", 0) != 0)
-    throw std::invalid_argument(csv.string() + ": expected the header 'epoch,train_mse,val_mse,val_nrmse,val_r2,...', got '" +
-                                line + "'");
+    throw std::invalid_argument(
+        csv.string() +
+        ": expected the header 'epoch,train_mse,val_mse,val_nrmse,val_r2,...', got '" + line + "'");
   int row = 1;
   while (std::getline(f, line)) {
     ++row;
@@ -52,10 +55,13 @@ Run read_run(const fs::path& dir) {
       try {
         v.push_back(std::stod(cell));
       } catch (const std::exception&) {
-        throw std::invalid_argument(fmt::format("{}: row {}: '{}' is not a number", csv.string(), row, cell));
+        throw std::invalid_argument(
+            fmt::format("{}: row {}: '{}' is not a number", csv.string(), row, cell));
       }
     }
-    if (v.size() < 5) throw std::invalid_argument(fmt::format("{}: row {} has {} columns, expected 7", csv.string(), row, v.size()));
+    if (v.size() < 5)
+      throw std::invalid_argument(
+          fmt::format("{}: row {} has {} columns, expected 7", csv.string(), row, v.size()));
     r.epoch.push_back(v[0]);
     r.val_mse.push_back(v[2]);
     r.val_nrmse.push_back(v[3]);
@@ -75,8 +81,12 @@ Run read_run(const fs::path& dir) {
   return r;
 }
 
-std::string sci(double v) { return std::isfinite(v) ? fmt::format("{:.3e}", v) : "-"; }
-std::string fixed(double v, int digits) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "-"; }
+std::string sci(double v) {
+  return std::isfinite(v) ? fmt::format("{:.3e}", v) : "-";
+}
+std::string fixed(double v, int digits) {
+  return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "-";
+}
 double get(const nlohmann::json& j, const char* group, const char* key) {
   if (!j.contains(group) || !j[group].contains(key) || !j[group][key].is_number()) return NAN;
   return j[group][key].get<double>();
@@ -94,7 +104,8 @@ void write_atomic(const fs::path& path, const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Compare train_halo runs: validation curves in one figure, test metrics in one table"};
+  CLI::App app{
+      "Compare train_halo runs: validation curves in one figure, test metrics in one table"};
   std::vector<std::string> dirs;
   std::string out = ".", title = "validation MSE per epoch";
   app.add_option("runs", dirs, "run folders (each with metrics.csv)")->required();
@@ -139,11 +150,14 @@ int main(int argc, char** argv) {
     halo::plot::line_chart((fs::path(out) / "val_nrmse.png").string(), nrmse, o);
 
     std::string md =
-        "| run | model | recipe | epochs (best) | test MSE | test NRMSE | R² | MSE, 8 symmetries | R², 8 symmetries |\n"
+        "| run | model | recipe | epochs (best) | test MSE | test NRMSE | R² | MSE, 8 symmetries | "
+        "R², 8 symmetries |\n"
         "|---|---|---|---|---|---|---|---|---|\n";
-    std::string csv = "run,model,recipe,epochs_run,best_epoch,test_mse,test_nrmse,test_r2,tta8_mse,tta8_r2\n";
+    std::string csv =
+        "run,model,recipe,epochs_run,best_epoch,test_mse,test_nrmse,test_r2,tta8_mse,tta8_r2\n";
     if (std::isfinite(mean_mse))
-      md += fmt::format("| predict the mean | | | | {} | {} | 0.00 | | |\n", sci(mean_mse), fixed(mean_nrmse, 3));
+      md += fmt::format("| predict the mean | | | | {} | {} | 0.00 | | |\n", sci(mean_mse),
+                        fixed(mean_nrmse, 3));
     for (const Run& r : runs) {
       if (!r.finished) {
         md += fmt::format("| {} | | | {} (not finished) | | | | | |\n", r.name, r.epoch.size());
@@ -151,16 +165,19 @@ int main(int argc, char** argv) {
       }
       const std::string model = r.test.value("model", ""), recipe = r.test.value("recipe", "");
       const int epochs = r.test.value("epochs_run", 0), best = r.test.value("best_epoch", 0);
-      const double m = get(r.test, "test", "mse"), n = get(r.test, "test", "nrmse"), r2 = get(r.test, "test", "r2");
+      const double m = get(r.test, "test", "mse"), n = get(r.test, "test", "nrmse"),
+                   r2 = get(r.test, "test", "r2");
       const double tm = get(r.test, "test_tta8", "mse"), tr2 = get(r.test, "test_tta8", "r2");
-      md += fmt::format("| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |\n", r.name, model, recipe, epochs, best,
-                        sci(m), fixed(n, 3), fixed(r2, 2), sci(tm), fixed(tr2, 2));
-      csv += fmt::format("{},{},{},{},{},{:.6e},{:.6f},{:.6f},{:.6e},{:.6f}\n", r.name, model, recipe, epochs, best, m, n,
-                         r2, tm, tr2);
+      md += fmt::format("| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |\n", r.name, model,
+                        recipe, epochs, best, sci(m), fixed(n, 3), fixed(r2, 2), sci(tm),
+                        fixed(tr2, 2));
+      csv += fmt::format("{},{},{},{},{},{:.6e},{:.6f},{:.6f},{:.6e},{:.6f}\n", r.name, model,
+                         recipe, epochs, best, m, n, r2, tm, tr2);
     }
     write_atomic(fs::path(out) / "results.md", md);
     write_atomic(fs::path(out) / "results.csv", csv);
-    std::printf("%s\nwrote %s/{val_mse.png, val_nrmse.png, results.md, results.csv}\n", md.c_str(), out.c_str());
+    std::printf("%s\nwrote %s/{val_mse.png, val_nrmse.png, results.md, results.csv}\n", md.c_str(),
+                out.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "compare_runs: %s\n", e.what());

@@ -81,7 +81,9 @@ void upload(void* dst, const void* src, std::size_t bytes) {
 }
 }  // namespace
 
-bool built_with_cuda() { return true; }
+bool built_with_cuda() {
+  return true;
+}
 
 bool gpu_available(std::string* why) {
   int count = 0;
@@ -98,9 +100,13 @@ bool gpu_available(std::string* why) {
   return true;
 }
 
-void* stream() { return compute_stream(); }
+void* stream() {
+  return compute_stream();
+}
 
-void synchronize() { HALO_CUDA_CHECK(cudaStreamSynchronize(compute_stream())); }
+void synchronize() {
+  HALO_CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
+}
 
 void* device_allocate(std::size_t bytes) {
   const std::size_t size = CpuAllocator::round_size(bytes);
@@ -159,7 +165,9 @@ void copy(void* dst, bool dst_on_gpu, const void* src, bool src_on_gpu, std::siz
   }
 }
 
-void fill(float* p, std::size_t n, float value) { kernels::cuda::fill(n, value, p, compute_stream()); }
+void fill(float* p, std::size_t n, float value) {
+  kernels::cuda::fill(n, value, p, compute_stream());
+}
 
 DeviceAllocatorStats device_allocator_stats() {
   std::lock_guard<std::mutex> lock(cache().mutex);
@@ -174,7 +182,11 @@ void use_vendor_libraries(bool vendor) {
   kernels::cudnn::set_gemm_backend(b);
 }
 
-void set_tf32_default() { kernels::cudnn::reset_tf32_defaults(); }
-void disable_tf32() { kernels::cudnn::set_tf32(false); }
+void set_tf32_default() {
+  kernels::cudnn::reset_tf32_defaults();
+}
+void disable_tf32() {
+  kernels::cudnn::set_tf32(false);
+}
 
 }  // namespace halo::cuda

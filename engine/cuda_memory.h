@@ -43,7 +43,8 @@ DeviceAllocatorStats device_allocator_stats();
 // vendor = true: cuDNN for convolution and batch norm, cuBLAS for GEMM (the default);
 // vendor = false: the hand-written kernels of kernels/cuda/ for all three.
 void use_vendor_libraries(bool vendor);
-// TF32 tensor cores: PyTorch's defaults (convolutions yes, matrix multiplies no), or off everywhere.
+// TF32 tensor cores: PyTorch's defaults (convolutions yes, matrix multiplies no), or off
+// everywhere.
 void set_tf32_default();
 void disable_tf32();
 

@@ -1,6 +1,6 @@
 // Adam (see optim.h): per-parameter moment buffers and step counts; the arithmetic is one call of
-// kernels::cpu::adam_step per parameter tensor on the CPU, one fused kernels::cuda::adam_step launch
-// for all parameters on the GPU.
+// kernels::cpu::adam_step per parameter tensor on the CPU, one fused kernels::cuda::adam_step
+// launch for all parameters on the GPU.
 #include "engine/optim.h"
 
 #include <map>
@@ -36,8 +36,9 @@ void Adam::step() {
     Tensor g = s.param.grad();
     if (!g.defined()) continue;
     if (g.device() != s.param.device())
-      throw std::invalid_argument("Adam: gradient of '" + s.name + "' is on " + to_string(g.device()) +
-                                  ", the parameter on " + to_string(s.param.device()));
+      throw std::invalid_argument("Adam: gradient of '" + s.name + "' is on " +
+                                  to_string(g.device()) + ", the parameter on " +
+                                  to_string(s.param.device()));
     ++s.step;
     if (s.param.device() == Device::cuda) {
       gpu[s.step].push_back({s.param.data(), g.data(), s.exp_avg.data(), s.exp_avg_sq.data(),
@@ -49,7 +50,8 @@ void Adam::step() {
   }
 #if HALO_HAVE_CUDA
   for (auto& [step, list] : gpu)
-    kernels::cuda::adam_step(list.data(), static_cast<int>(list.size()), config_, step, ops_detail::gpu_stream());
+    kernels::cuda::adam_step(list.data(), static_cast<int>(list.size()), config_, step,
+                             ops_detail::gpu_stream());
 #else
   if (!gpu.empty()) ops_detail::not_built_with_cuda();
 #endif
@@ -77,8 +79,8 @@ void Adam::load_state(const StateDict& sd) {
       if (!sd.contains(key)) throw std::invalid_argument("Adam state: missing key '" + key + "'");
       const Tensor& t = sd.at(key);
       if (t.dtype() != DType::f32 || t.shape() != s.param.shape())
-        throw std::invalid_argument("Adam state: key '" + key + "' is " + t.str() + ", expected float32 " +
-                                    to_string(s.param.shape()));
+        throw std::invalid_argument("Adam state: key '" + key + "' is " + t.str() +
+                                    ", expected float32 " + to_string(s.param.shape()));
     }
     const std::string key = s.name + ".step";
     if (!sd.contains(key)) throw std::invalid_argument("Adam state: missing key '" + key + "'");

@@ -15,7 +15,8 @@ struct ReluBackward : Node {
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor dx = Tensor::empty(y.shape(), y.device());
     if (on_gpu(y.device()))
-      HALO_GPU(kernels::cuda::relu_backward(y.numel(), y.data(), g.data(), dx.data(), gpu_stream()));
+      HALO_GPU(
+          kernels::cuda::relu_backward(y.numel(), y.data(), g.data(), dx.data(), gpu_stream()));
     else
       kernels::cpu::relu_backward<float>(y.numel(), y.data(), g.data(), dx.data());
     return {dx};
@@ -29,7 +30,8 @@ struct GeluBackward : Node {
   std::vector<Tensor> apply(const Tensor& g) override {
     Tensor dx = Tensor::empty(x.shape(), x.device());
     if (on_gpu(x.device()))
-      HALO_GPU(kernels::cuda::gelu_backward(x.numel(), x.data(), g.data(), dx.data(), gpu_stream()));
+      HALO_GPU(
+          kernels::cuda::gelu_backward(x.numel(), x.data(), g.data(), dx.data(), gpu_stream()));
     else
       kernels::cpu::gelu_backward<float>(x.numel(), x.data(), g.data(), dx.data());
     return {dx};

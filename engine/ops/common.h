@@ -3,9 +3,9 @@
 // Every op has a CPU path (kernels::cpu, templates) and a GPU path (kernels::cuda, the hand-written
 // kernels, or kernels::cudnn::dispatch, which runs cuDNN/cuBLAS or the hand-written kernels as
 // kernels/cudnn/settings.h says). The GPU calls are wrapped in HALO_GPU(...): in a CPU-only build
-// (no nvcc) they are not compiled, and since no CUDA tensor can exist there (allocating one throws),
-// the branch is never reached; if it were, it says why. All GPU work goes on the engine's one
-// compute stream, gpu_stream().
+// (no nvcc) they are not compiled, and since no CUDA tensor can exist there (allocating one
+// throws), the branch is never reached; if it were, it says why. All GPU work goes on the engine's
+// one compute stream, gpu_stream().
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -58,12 +58,26 @@ inline Device common_device(std::initializer_list<const Tensor*> ts, const char*
 }
 
 [[noreturn]] inline void not_built_with_cuda() {
-  throw std::runtime_error("a CUDA tensor reached an op in a build without CUDA (use --device cpu)");
+  throw std::runtime_error(
+      "a CUDA tensor reached an op in a build without CUDA (use --device cpu)");
 }
 
-inline void* gpu_stream() { return cuda::stream(); }
-inline bool on_gpu(Device d) { return d == Device::cuda; }
+inline void* gpu_stream() {
+  return cuda::stream();
+}
+inline bool on_gpu(Device d) {
+  return d == Device::cuda;
+}
 
-inline const float* ptr_or_null(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
+inline const float* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data() : nullptr;
+}
+inline float* out_or_null(const Tensor& t) {
+  return t.defined() ? t.data() : nullptr;
+}
+// An output gradient buffer if that input needs one, else an undefined tensor (nullptr to kernels).
+inline Tensor empty_if(bool needed, const Shape& shape, Device device) {
+  return needed ? Tensor::empty(shape, device) : Tensor();
+}
 
 }  // namespace halo::ops_detail

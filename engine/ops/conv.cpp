@@ -14,7 +14,8 @@ namespace halo {
 using namespace ops_detail;
 
 namespace {
-kernels::Conv2dShape conv_shape(const Tensor& x, const Tensor& w, int stride, int padding, int groups) {
+kernels::Conv2dShape conv_shape(const Tensor& x, const Tensor& w, int stride, int padding,
+                                int groups) {
   kernels::Conv2dShape s;
   s.n = static_cast<int>(x.size(0));
   s.c_in = static_cast<int>(x.size(1));
@@ -39,21 +40,24 @@ struct Conv2dBackward : Node {
     if (next[0].active()) {  // dL/dx = conv_transpose(dy, w)
       dx = Tensor::empty({shape.n, shape.c_in, shape.h, shape.w}, dev);
       if (on_gpu(dev))
-        HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_data(shape, dy.data(), w.data(), dx.data(), gpu_stream()));
+        HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_data(shape, dy.data(), w.data(),
+                                                                dx.data(), gpu_stream()));
       else
         kernels::cpu::conv2d_backward_data<float>(shape, dy.data(), w.data(), dx.data());
     }
     if (next[1].active()) {  // dL/dw = sum over batch and pixels of dy (x) im2col(x)
       dw = Tensor::empty({shape.c_out, shape.c_in_per_group(), shape.kh, shape.kw}, dev);
       if (on_gpu(dev))
-        HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_weight(shape, x.data(), dy.data(), dw.data(), gpu_stream()));
+        HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_weight(shape, x.data(), dy.data(),
+                                                                  dw.data(), gpu_stream()));
       else
         kernels::cpu::conv2d_backward_weight<float>(shape, x.data(), dy.data(), dw.data());
     }
     if (next.size() > 2 && next[2].active()) {  // dL/db = sum over batch and pixels of dy
       db = Tensor::empty({shape.c_out}, dev);
       if (on_gpu(dev))
-        HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_bias(shape, dy.data(), db.data(), gpu_stream()));
+        HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_bias(shape, dy.data(), db.data(),
+                                                                gpu_stream()));
       else
         kernels::cpu::conv2d_backward_bias<float>(shape, dy.data(), db.data());
     }
@@ -63,7 +67,8 @@ struct Conv2dBackward : Node {
 };
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int stride, int padding, int groups) {
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int stride, int padding,
+              int groups) {
   require_dim(x, 4, "conv2d", "input x [N, C, H, W]");
   require_dim(w, 4, "conv2d", "weight [C_out, C_in/groups, kH, kW]");
   if (stride < 1 || padding < 0 || groups < 1)
@@ -80,11 +85,13 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int stride, 
   const Device dev = common_device({&x, &w, &bias}, "conv2d");
   const kernels::Conv2dShape s = conv_shape(x, w, stride, padding, groups);
   if (s.h + 2 * padding < s.kh || s.w + 2 * padding < s.kw)
-    throw std::invalid_argument("conv2d: kernel " + to_string(w.shape()) + " larger than padded input " + x.str());
+    throw std::invalid_argument("conv2d: kernel " + to_string(w.shape()) +
+                                " larger than padded input " + x.str());
 
   Tensor y = Tensor::empty({s.n, s.c_out, s.h_out(), s.w_out()}, dev);
   if (on_gpu(dev))
-    HALO_GPU(kernels::cudnn::dispatch::conv2d_forward(s, x.data(), w.data(), ptr_or_null(bias), y.data(), gpu_stream()));
+    HALO_GPU(kernels::cudnn::dispatch::conv2d_forward(s, x.data(), w.data(), ptr_or_null(bias),
+                                                      y.data(), gpu_stream()));
   else
     kernels::cpu::conv2d_forward<float>(s, x.data(), w.data(), ptr_or_null(bias), y.data());
   if (needs_grad({&x, &w, &bias})) {

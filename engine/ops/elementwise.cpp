@@ -9,7 +9,8 @@
 namespace halo {
 using namespace ops_detail;
 
-// ---- add: y = a + b;  da = dy, db = dy ------------------------------------------------------------
+// ---- add: y = a + b;  da = dy, db = dy
+// ------------------------------------------------------------
 namespace {
 struct AddBackward : Node {
   const char* name() const override { return "AddBackward"; }
@@ -36,15 +37,17 @@ void add_(Tensor& a, const Tensor& b) {
   require_f32(b, "add_", "b");
   require_same_shape(a, b, "add_");
   if (grad_enabled() && a.requires_grad())
-    throw std::logic_error("add_: in-place update of a tensor that requires grad while grad mode "
-                           "is on (wrap it in NoGradGuard)");
+    throw std::logic_error(
+        "add_: in-place update of a tensor that requires grad while grad mode "
+        "is on (wrap it in NoGradGuard)");
   if (on_gpu(common_device({&a, &b}, "add_")))
     HALO_GPU(kernels::cuda::axpy(a.numel(), 1.f, b.data(), a.data(), gpu_stream()));
   else
     kernels::cpu::axpy<float>(a.numel(), 1.f, b.data(), a.data());
 }
 
-// ---- mul: y = a * b;  da = dy * b, db = dy * a --------------------------------------------------------
+// ---- mul: y = a * b;  da = dy * b, db = dy * a
+// --------------------------------------------------------
 namespace {
 Tensor times(const Tensor& a, const Tensor& b) {  // a * b on a's device, no autograd
   Tensor y = Tensor::empty(a.shape(), a.device());
@@ -83,7 +86,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   return y;
 }
 
-// ---- mul_channel: y[n,c,p] = x[n,c,p] * s[c];  dx = dy * s[c], ds[c] = sum_{n,p} dy * x ----------
+// ---- mul_channel: y[n,c,p] = x[n,c,p] * s[c];  dx = dy * s[c], ds[c] = sum_{n,p} dy * x
+// ----------
 namespace {
 struct MulChannelBackward : Node {
   Tensor x, s;
@@ -91,15 +95,14 @@ struct MulChannelBackward : Node {
   std::vector<Tensor> apply(const Tensor& g) override {
     const int outer = static_cast<int>(x.size(0)), c = static_cast<int>(x.size(1));
     const int inner = static_cast<int>(x.numel() / (int64_t(outer) * c));
-    Tensor dx = next[0].active() ? Tensor::empty(x.shape(), x.device()) : Tensor();
-    Tensor ds = next[1].active() ? Tensor::empty(s.shape(), x.device()) : Tensor();
-    float* dxp = dx.defined() ? dx.data() : nullptr;
-    float* dsp = ds.defined() ? ds.data() : nullptr;
+    Tensor dx = empty_if(next[0].active(), x.shape(), x.device());
+    Tensor ds = empty_if(next[1].active(), s.shape(), x.device());
     if (on_gpu(x.device()))
-      HALO_GPU(kernels::cuda::mul_channel_backward(outer, c, inner, x.data(), s.data(), g.data(), dxp, dsp,
-                                                   gpu_stream()));
+      HALO_GPU(kernels::cuda::mul_channel_backward(outer, c, inner, x.data(), s.data(), g.data(),
+                                                   out_or_null(dx), out_or_null(ds), gpu_stream()));
     else
-      kernels::cpu::mul_channel_backward<float>(outer, c, inner, x.data(), s.data(), g.data(), dxp, dsp);
+      kernels::cpu::mul_channel_backward<float>(outer, c, inner, x.data(), s.data(), g.data(),
+                                                out_or_null(dx), out_or_null(ds));
     return {dx, ds};
   }
   void release_saved() override { x = s = Tensor(); }
@@ -117,7 +120,8 @@ Tensor mul_channel(const Tensor& x, const Tensor& s) {
   const int inner = static_cast<int>(x.numel() / (int64_t(outer) * c));
   Tensor y = Tensor::empty(x.shape(), dev);
   if (on_gpu(dev))
-    HALO_GPU(kernels::cuda::mul_channel_forward(outer, c, inner, x.data(), s.data(), y.data(), gpu_stream()));
+    HALO_GPU(kernels::cuda::mul_channel_forward(outer, c, inner, x.data(), s.data(), y.data(),
+                                                gpu_stream()));
   else
     kernels::cpu::mul_channel_forward<float>(outer, c, inner, x.data(), s.data(), y.data());
   if (needs_grad({&x, &s})) {

@@ -1,9 +1,8 @@
 // linear: y = x W^T + b (PyTorch's nn.Linear), on the row-major GEMM of kernels/cpu/blas.cpp.
-#include "kernels/blas.h"
-
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/ops/common.h"
+#include "kernels/blas.h"
 
 namespace halo {
 using namespace ops_detail;
@@ -15,17 +14,16 @@ struct LinearBackward : Node {
   const char* name() const override { return "LinearBackward"; }
   std::vector<Tensor> apply(const Tensor& dy) override {
     const Device dev = dy.device();
-    Tensor dx = next[0].active() ? Tensor::empty({shape.n, shape.in}, dev) : Tensor();
-    Tensor dw = next[1].active() ? Tensor::empty({shape.out, shape.in}, dev) : Tensor();
-    Tensor db = next[2].active() ? Tensor::empty({shape.out}, dev) : Tensor();
-    float* dxp = dx.defined() ? dx.data() : nullptr;
-    float* dwp = dw.defined() ? dw.data() : nullptr;
-    float* dbp = db.defined() ? db.data() : nullptr;
+    Tensor dx = empty_if(next[0].active(), {shape.n, shape.in}, dev);
+    Tensor dw = empty_if(next[1].active(), {shape.out, shape.in}, dev);
+    Tensor db = empty_if(next[2].active(), {shape.out}, dev);
     if (on_gpu(dev))
-      HALO_GPU(kernels::cudnn::dispatch::linear_backward(shape, x.data(), w.data(), dy.data(), dxp, dwp, dbp,
-                                                         gpu_stream()));
+      HALO_GPU(kernels::cudnn::dispatch::linear_backward(shape, x.data(), w.data(), dy.data(),
+                                                         out_or_null(dx), out_or_null(dw),
+                                                         out_or_null(db), gpu_stream()));
     else
-      kernels::cpu::linear_backward<float>(shape, x.data(), w.data(), dy.data(), dxp, dwp, dbp);
+      kernels::cpu::linear_backward<float>(shape, x.data(), w.data(), dy.data(), out_or_null(dx),
+                                           out_or_null(dw), out_or_null(db));
     return {dx, dw, db};
   }
   void release_saved() override { x = w = Tensor(); }
@@ -44,7 +42,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
                          static_cast<int>(w.size(0))};
   Tensor y = Tensor::empty({s.n, s.out}, dev);
   if (on_gpu(dev))
-    HALO_GPU(kernels::cudnn::dispatch::linear_forward(s, x.data(), w.data(), ptr_or_null(bias), y.data(), gpu_stream()));
+    HALO_GPU(kernels::cudnn::dispatch::linear_forward(s, x.data(), w.data(), ptr_or_null(bias),
+                                                      y.data(), gpu_stream()));
   else
     kernels::cpu::linear_forward<float>(s, x.data(), w.data(), ptr_or_null(bias), y.data());
   if (needs_grad({&x, &w, &bias})) {

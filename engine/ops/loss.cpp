@@ -17,10 +17,11 @@ struct MseBackward : Node {
   std::vector<Tensor> apply(const Tensor& dloss) override {
     Tensor dp = Tensor::empty(pred.shape(), pred.device());
     if (on_gpu(pred.device()))
-      HALO_GPU(kernels::cuda::mse_backward(pred.numel(), pred.data(), target.data(), dloss.data(), dp.data(),
-                                           gpu_stream()));
+      HALO_GPU(kernels::cuda::mse_backward(pred.numel(), pred.data(), target.data(), dloss.data(),
+                                           dp.data(), gpu_stream()));
     else
-      kernels::cpu::mse_backward<float>(pred.numel(), pred.data(), target.data(), dloss.item(), dp.data());
+      kernels::cpu::mse_backward<float>(pred.numel(), pred.data(), target.data(), dloss.item(),
+                                        dp.data());
     return {dp};
   }
   void release_saved() override { pred = target = Tensor(); }
@@ -31,13 +32,14 @@ Tensor mse_loss(const Tensor& pred, const Tensor& target) {
   require_f32(pred, "mse_loss", "prediction");
   require_f32(target, "mse_loss", "target");
   if (pred.numel() != target.numel())
-    throw std::invalid_argument("mse_loss: prediction " + pred.str() + " and target " + target.str() +
-                                " have different sizes");
+    throw std::invalid_argument("mse_loss: prediction " + pred.str() + " and target " +
+                                target.str() + " have different sizes");
   if (pred.numel() == 0) throw std::invalid_argument("mse_loss: empty prediction");
   const Device dev = common_device({&pred, &target}, "mse_loss");
   Tensor loss = Tensor::empty({}, dev);
   if (on_gpu(dev))
-    HALO_GPU(kernels::cuda::mse_forward(pred.numel(), pred.data(), target.data(), loss.data(), gpu_stream()));
+    HALO_GPU(kernels::cuda::mse_forward(pred.numel(), pred.data(), target.data(), loss.data(),
+                                        gpu_stream()));
   else
     loss.data()[0] = kernels::cpu::mse_forward<float>(pred.numel(), pred.data(), target.data());
   if (needs_grad({&pred})) {

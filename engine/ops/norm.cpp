@@ -25,18 +25,17 @@ struct BatchNormBackward : Node {
   const char* name() const override { return "BatchNormBackward"; }
   std::vector<Tensor> apply(const Tensor& dy) override {
     const Device dev = dy.device();
-    Tensor dx = next[0].active() ? Tensor::empty(x.shape(), dev) : Tensor();
-    Tensor dg = next[1].active() ? Tensor::empty({shape.c}, dev) : Tensor();
-    Tensor db = next[2].active() ? Tensor::empty({shape.c}, dev) : Tensor();
-    float* dxp = dx.defined() ? dx.data() : nullptr;
-    float* dgp = dg.defined() ? dg.data() : nullptr;
-    float* dbp = db.defined() ? db.data() : nullptr;
+    Tensor dx = empty_if(next[0].active(), x.shape(), dev);
+    Tensor dg = empty_if(next[1].active(), {shape.c}, dev);
+    Tensor db = empty_if(next[2].active(), {shape.c}, dev);
     if (on_gpu(dev))
-      HALO_GPU(kernels::cudnn::dispatch::batch_norm_backward(shape, x.data(), dy.data(), gamma.data(), mean.data(),
-                                                             invstd.data(), training, dxp, dgp, dbp, gpu_stream()));
+      HALO_GPU(kernels::cudnn::dispatch::batch_norm_backward(
+          shape, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), training,
+          out_or_null(dx), out_or_null(dg), out_or_null(db), gpu_stream()));
     else
-      kernels::cpu::batch_norm_backward<float>(shape, x.data(), dy.data(), gamma.data(), mean.data(),
-                                               invstd.data(), training, dxp, dgp, dbp);
+      kernels::cpu::batch_norm_backward<float>(shape, x.data(), dy.data(), gamma.data(),
+                                               mean.data(), invstd.data(), training,
+                                               out_or_null(dx), out_or_null(dg), out_or_null(db));
     return {dx, dg, db};
   }
   void release_saved() override { x = gamma = mean = invstd = Tensor(); }
@@ -48,18 +47,17 @@ struct LayerNorm2dBackward : Node {
   const char* name() const override { return "LayerNorm2dBackward"; }
   std::vector<Tensor> apply(const Tensor& dy) override {
     const Device dev = dy.device();
-    Tensor dx = next[0].active() ? Tensor::empty(x.shape(), dev) : Tensor();
-    Tensor dg = next[1].active() ? Tensor::empty({shape.c}, dev) : Tensor();
-    Tensor db = next[2].active() ? Tensor::empty({shape.c}, dev) : Tensor();
-    float* dxp = dx.defined() ? dx.data() : nullptr;
-    float* dgp = dg.defined() ? dg.data() : nullptr;
-    float* dbp = db.defined() ? db.data() : nullptr;
+    Tensor dx = empty_if(next[0].active(), x.shape(), dev);
+    Tensor dg = empty_if(next[1].active(), {shape.c}, dev);
+    Tensor db = empty_if(next[2].active(), {shape.c}, dev);
     if (on_gpu(dev))
-      HALO_GPU(kernels::cuda::layer_norm2d_backward(shape, x.data(), dy.data(), gamma.data(), mean.data(),
-                                                    invstd.data(), dxp, dgp, dbp, gpu_stream()));
+      HALO_GPU(kernels::cuda::layer_norm2d_backward(
+          shape, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), out_or_null(dx),
+          out_or_null(dg), out_or_null(db), gpu_stream()));
     else
-      kernels::cpu::layer_norm2d_backward<float>(shape, x.data(), dy.data(), gamma.data(), mean.data(),
-                                                 invstd.data(), dxp, dgp, dbp);
+      kernels::cpu::layer_norm2d_backward<float>(shape, x.data(), dy.data(), gamma.data(),
+                                                 mean.data(), invstd.data(), out_or_null(dx),
+                                                 out_or_null(dg), out_or_null(db));
     return {dx, dg, db};
   }
   void release_saved() override { x = gamma = mean = invstd = Tensor(); }
@@ -75,10 +73,12 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   check_shape(beta, {c}, "batch_norm2d bias");
   check_shape(running_mean, {c}, "batch_norm2d running_mean");
   check_shape(running_var, {c}, "batch_norm2d running_var");
-  const Device dev = common_device({&x, &gamma, &beta, &running_mean, &running_var}, "batch_norm2d");
+  const Device dev =
+      common_device({&x, &gamma, &beta, &running_mean, &running_var}, "batch_norm2d");
   const kernels::NormShape s = norm_shape(x);
   if (training && int64_t(s.n) * s.hw < 2)
-    throw std::invalid_argument("batch_norm2d: training needs more than one value per channel, got " + x.str());
+    throw std::invalid_argument(
+        "batch_norm2d: training needs more than one value per channel, got " + x.str());
 
   Tensor y = Tensor::empty(x.shape(), dev);
   Tensor mean = Tensor::empty({c}, dev), invstd = Tensor::empty({c}, dev);
@@ -86,20 +86,21 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
     // Running statistics are buffers, updated in place with no gradient.
     if (on_gpu(dev))
       HALO_GPU(kernels::cudnn::dispatch::batch_norm_forward_train(
-          s, x.data(), gamma.data(), beta.data(), eps, momentum, running_mean.data(), running_var.data(), y.data(),
-          mean.data(), invstd.data(), gpu_stream()));
+          s, x.data(), gamma.data(), beta.data(), eps, momentum, running_mean.data(),
+          running_var.data(), y.data(), mean.data(), invstd.data(), gpu_stream()));
     else
-      kernels::cpu::batch_norm_forward_train<float>(s, x.data(), gamma.data(), beta.data(), eps, momentum,
-                                                    running_mean.data(), running_var.data(), y.data(), mean.data(),
-                                                    invstd.data());
+      kernels::cpu::batch_norm_forward_train<float>(
+          s, x.data(), gamma.data(), beta.data(), eps, momentum, running_mean.data(),
+          running_var.data(), y.data(), mean.data(), invstd.data());
   } else {
     if (on_gpu(dev))
-      HALO_GPU(kernels::cudnn::dispatch::batch_norm_forward_eval(s, x.data(), gamma.data(), beta.data(),
-                                                                 running_mean.data(), running_var.data(), eps,
-                                                                 y.data(), gpu_stream()));
+      HALO_GPU(kernels::cudnn::dispatch::batch_norm_forward_eval(
+          s, x.data(), gamma.data(), beta.data(), running_mean.data(), running_var.data(), eps,
+          y.data(), gpu_stream()));
     else
-      kernels::cpu::batch_norm_forward_eval<float>(s, x.data(), gamma.data(), beta.data(), running_mean.data(),
-                                                   running_var.data(), eps, y.data());
+      kernels::cpu::batch_norm_forward_eval<float>(s, x.data(), gamma.data(), beta.data(),
+                                                   running_mean.data(), running_var.data(), eps,
+                                                   y.data());
   }
   if (needs_grad({&x, &gamma, &beta})) {
     auto node = std::make_shared<BatchNormBackward>();
@@ -131,13 +132,15 @@ Tensor layer_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, fl
   const Device dev = common_device({&x, &gamma, &beta}, "layer_norm2d");
   const kernels::NormShape s = norm_shape(x);
   Tensor y = Tensor::empty(x.shape(), dev);
-  Tensor mean = Tensor::empty({int64_t(s.n) * s.hw}, dev), invstd = Tensor::empty({int64_t(s.n) * s.hw}, dev);
+  Tensor mean = Tensor::empty({int64_t(s.n) * s.hw}, dev),
+         invstd = Tensor::empty({int64_t(s.n) * s.hw}, dev);
   if (on_gpu(dev))
-    HALO_GPU(kernels::cuda::layer_norm2d_forward(s, x.data(), gamma.data(), beta.data(), eps, y.data(), mean.data(),
-                                                 invstd.data(), gpu_stream()));
+    HALO_GPU(kernels::cuda::layer_norm2d_forward(s, x.data(), gamma.data(), beta.data(), eps,
+                                                 y.data(), mean.data(), invstd.data(),
+                                                 gpu_stream()));
   else
-    kernels::cpu::layer_norm2d_forward<float>(s, x.data(), gamma.data(), beta.data(), eps, y.data(), mean.data(),
-                                              invstd.data());
+    kernels::cpu::layer_norm2d_forward<float>(s, x.data(), gamma.data(), beta.data(), eps, y.data(),
+                                              mean.data(), invstd.data());
   if (needs_grad({&x, &gamma, &beta})) {
     auto node = std::make_shared<LayerNorm2dBackward>();
     node->shape = s;

@@ -31,7 +31,8 @@ struct GlobalAvgPoolBackward : Node {
   std::vector<Tensor> apply(const Tensor& dy) override {
     Tensor dx = Tensor::empty({n, c, h, w}, dy.device());
     if (on_gpu(dy.device()))
-      HALO_GPU(kernels::cuda::global_avg_pool_backward(n, c, h * w, dy.data(), dx.data(), gpu_stream()));
+      HALO_GPU(
+          kernels::cuda::global_avg_pool_backward(n, c, h * w, dy.data(), dx.data(), gpu_stream()));
     else
       kernels::cpu::global_avg_pool_backward<float>(n, c, h * w, dy.data(), dx.data());
     return {dx};
@@ -42,7 +43,8 @@ struct GlobalAvgPoolBackward : Node {
 Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
   require_dim(x, 4, "max_pool2d", "input x [N, C, H, W]");
   if (kernel < 1 || stride < 1 || padding < 0 || 2 * padding > kernel)
-    throw std::invalid_argument("max_pool2d: need kernel >= 1, stride >= 1, 0 <= padding <= kernel/2");
+    throw std::invalid_argument(
+        "max_pool2d: need kernel >= 1, stride >= 1, 0 <= padding <= kernel/2");
   kernels::Pool2dShape s;
   s.n = static_cast<int>(x.size(0));
   s.c = static_cast<int>(x.size(1));
@@ -55,7 +57,8 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
     throw std::invalid_argument("max_pool2d: input " + x.str() + " smaller than the window");
   const Device dev = x.device();
   Tensor y = Tensor::empty({s.n, s.c, s.h_out(), s.w_out()}, dev);
-  auto argmax = std::make_shared<Storage>(static_cast<std::size_t>(s.y_size()) * sizeof(int32_t), dev);
+  auto argmax =
+      std::make_shared<Storage>(static_cast<std::size_t>(s.y_size()) * sizeof(int32_t), dev);
   auto* am = static_cast<int32_t*>(argmax->data());
   if (on_gpu(dev))
     HALO_GPU(kernels::cuda::max_pool2d_forward(s, x.data(), y.data(), am, gpu_stream()));

@@ -54,13 +54,15 @@ double rel_error(const Tensor& got, const Tensor& ref) {
 // every machine, the GPU tests below skip.
 TEST(CudaEngineNoGpu, DeviceTensorWithoutGpuThrowsClearly) {
   std::string why;
-  if (halo::cuda::gpu_available(&why)) GTEST_SKIP() << "a GPU is present; this checks the no-GPU message";
+  if (halo::cuda::gpu_available(&why))
+    GTEST_SKIP() << "a GPU is present; this checks the no-GPU message";
   try {
     Tensor t = Tensor::empty({4}, Device::cuda);
     ADD_FAILURE() << "allocating a CUDA tensor without a GPU did not throw";
   } catch (const std::exception& e) {
     const std::string msg = e.what();
-    EXPECT_TRUE(msg.find("cuda") != std::string::npos || msg.find("CUDA") != std::string::npos) << msg;
+    EXPECT_TRUE(msg.find("cuda") != std::string::npos || msg.find("CUDA") != std::string::npos)
+        << msg;
   }
 }
 
@@ -71,7 +73,8 @@ class CudaEngine : public ::testing::TestWithParam<cd::Backend> {
  protected:
   void SetUp() override {
     std::string why;
-    if (!halo::cuda::gpu_available(&why)) GTEST_SKIP() << "no usable GPU, CUDA test skipped: " << why;
+    if (!halo::cuda::gpu_available(&why))
+      GTEST_SKIP() << "no usable GPU, CUDA test skipped: " << why;
     cd::set_tf32(false);
     cd::set_conv_exact_algorithms(true);
     halo::cuda::use_vendor_libraries(GetParam() == cd::Backend::vendor);
@@ -101,7 +104,8 @@ void check_op(const std::string& what, const std::vector<Tensor>& inputs,
   EXPECT_LE(rel_error(y_gpu, y_cpu), tol) << "forward";
   std::mt19937_64 rng(7);
   Tensor target = Tensor::randn(y_cpu.shape(), rng);
-  Tensor l_cpu = halo::mse_loss(y_cpu, target), l_gpu = halo::mse_loss(y_gpu, target.to(Device::cuda));
+  Tensor l_cpu = halo::mse_loss(y_cpu, target),
+         l_gpu = halo::mse_loss(y_gpu, target.to(Device::cuda));
   ASSERT_EQ(l_gpu.device(), Device::cuda) << "the loss must stay in device memory";
   EXPECT_LE(rel_error(l_gpu, l_cpu), tol) << "loss";
   l_cpu.backward();
@@ -140,7 +144,8 @@ TEST_P(CudaEngine, Conv2dMatchesCpu) {
   check_op("3x3 stride 2, batch 1, odd", {rand({1, 5, 37, 37}), rand({7, 5, 3, 3})}, conv(2, 1, 1));
   check_op("7x7 stem", {rand({2, 1, 37, 37}), rand({8, 1, 7, 7})}, conv(2, 3, 1));
   check_op("1x1 projection", {rand({3, 8, 7, 7}), rand({16, 8, 1, 1})}, conv(2, 0, 1));
-  check_op("depthwise 7x7 + bias", {rand({2, 8, 9, 9}), rand({8, 1, 7, 7}), rand({8})}, conv(1, 3, 8));
+  check_op("depthwise 7x7 + bias", {rand({2, 8, 9, 9}), rand({8, 1, 7, 7}), rand({8})},
+           conv(1, 3, 8));
   check_op("patchify 4x4", {rand({2, 1, 36, 36}), rand({16, 1, 4, 4}), rand({16})}, conv(4, 0, 1));
   check_op("grouped", {rand({2, 6, 7, 7}), rand({4, 3, 3, 3})}, conv(1, 1, 2));
 }
@@ -167,8 +172,10 @@ TEST_P(CudaEngine, NormsMatchCpu) {
 }
 
 TEST_P(CudaEngine, PointwisePoolingLinearMatchCpu) {
-  check_op("relu", {rand({2, 3, 7, 7})}, [](const std::vector<Tensor>& v) { return halo::relu(v[0]); });
-  check_op("gelu", {rand({1, 37, 3, 3})}, [](const std::vector<Tensor>& v) { return halo::gelu(v[0]); });
+  check_op("relu", {rand({2, 3, 7, 7})},
+           [](const std::vector<Tensor>& v) { return halo::relu(v[0]); });
+  check_op("gelu", {rand({1, 37, 3, 3})},
+           [](const std::vector<Tensor>& v) { return halo::gelu(v[0]); });
   check_op("add", {rand({2, 3, 5, 5}), rand({2, 3, 5, 5})},
            [](const std::vector<Tensor>& v) { return halo::add(v[0], v[1]); });
   check_op("mul", {rand({2, 3, 5, 5}), rand({2, 3, 5, 5})},
@@ -191,8 +198,9 @@ TEST_P(CudaEngine, FusedAdamMatchesCpu) {
   std::vector<std::pair<std::string, Tensor>> cpu, gpu;
   for (int i = 0; i < 5; ++i) {
     Tensor p = rand({int64_t(3 + 97 * i)});
-    cpu.push_back({"p" + std::to_string(i), p.clone().set_requires_grad(true)});
-    gpu.push_back({"p" + std::to_string(i), p.to(Device::cuda).set_requires_grad(true)});
+    const std::string name = "param" + std::to_string(i);
+    cpu.emplace_back(name, p.clone().set_requires_grad(true));
+    gpu.emplace_back(name, p.to(Device::cuda).set_requires_grad(true));
   }
   halo::kernels::AdamConfig cfg;
   cfg.lr = 1e-2;
@@ -246,8 +254,12 @@ void check_model_step(const std::string& name, int size, int batch) {
   }
 }
 
-TEST_P(CudaEngine, ResNet18StepMatchesCpu) { check_model_step("resnet18", 64, 4); }
-TEST_P(CudaEngine, ConvNextPicoStepMatchesCpu) { check_model_step("convnext_pico", 64, 4); }
+TEST_P(CudaEngine, ResNet18StepMatchesCpu) {
+  check_model_step("resnet18", 64, 4);
+}
+TEST_P(CudaEngine, ConvNextPicoStepMatchesCpu) {
+  check_model_step("convnext_pico", 64, 4);
+}
 
 // Steady state: after two training steps the caching allocator holds every block a step needs,
 // so further steps make no cudaMalloc and need no new pinned staging buffer.
@@ -274,12 +286,14 @@ TEST_P(CudaEngine, SteadyStateStepAllocatesNothing) {
   halo::cuda::synchronize();
   const auto after = halo::cuda::device_allocator_stats();
   EXPECT_EQ(after.cuda_mallocs, before.cuda_mallocs) << "cudaMalloc in a steady-state step";
-  EXPECT_EQ(after.pinned_allocs, before.pinned_allocs) << "new pinned staging buffer in a steady-state step";
+  EXPECT_EQ(after.pinned_allocs, before.pinned_allocs)
+      << "new pinned staging buffer in a steady-state step";
   EXPECT_GT(after.cache_hits, before.cache_hits);
   EXPECT_TRUE(std::isfinite(loss_sum.item()));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, CudaEngine, ::testing::Values(cd::Backend::vendor, cd::Backend::handwritten),
+INSTANTIATE_TEST_SUITE_P(Backends, CudaEngine,
+                         ::testing::Values(cd::Backend::vendor, cd::Backend::handwritten),
                          [](const ::testing::TestParamInfo<cd::Backend>& info) {
                            return info.param == cd::Backend::vendor ? std::string("CudnnCublas")
                                                                     : std::string("Handwritten");
