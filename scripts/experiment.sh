@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The experiment of the README's "Results": every model in MODELS with every recipe in RECIPES on
 # one simulated model1 set (split 80/10/10 by the same seed, so all runs see the same images), then
-# a results table (results.md, results.csv) from the runs' test_metrics.json.
+# a results table (results.md, results.csv) and the validation curves side by side (compare_runs).
 #
 # Full size, as the original task (a GPU run):     scripts/experiment.sh
 # The reduced CPU run in the README:
-#   COUNT=3000 DEFAULT_BATCH=16 EPOCHS_default="resnet18=12 resnet26=8 convnext_pico=10" \
-#   EPOCHS_seed="resnet18=3 resnet26=3 convnext_pico=3" OUT=runs/experiment_cpu3000 scripts/experiment.sh
+#   BUILD=build-native COUNT=3000 DEFAULT_BATCH=16 EPOCHS_default="resnet18=12 resnet26=6 convnext_pico=10" \
+#   EPOCHS_seed="resnet18=2 resnet26=2 convnext_pico=2" OUT=runs/experiment_cpu3000 scripts/experiment.sh
 #
 # Settings (environment variables):
 #   BUILD          build folder with apps/train_halo            (default: build)
@@ -30,7 +30,10 @@ COUNT=${COUNT:-20000}
 MODELS=${MODELS:-"resnet18 convnext_pico resnet26"}
 RECIPES=${RECIPES:-"default seed"}
 TRAIN="$BUILD/apps/train_halo"
-[[ -x "$TRAIN" ]] || { echo "experiment.sh: $TRAIN not found; build first (scripts/build.sh)" >&2; exit 2; }
+COMPARE="$BUILD/apps/compare_runs"
+for exe in "$TRAIN" "$COMPARE"; do
+  [[ -x "$exe" ]] || { echo "experiment.sh: $exe not found; build first (scripts/build.sh)" >&2; exit 2; }
+done
 mkdir -p "$OUT"
 
 data_args=()
@@ -70,29 +73,12 @@ for recipe in $RECIPES; do
   done
 done
 
-# The table: one row per run, beside predicting the training mean.
-python3 - "$OUT" <<'EOF'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-rows, mean = [], None
-for f in sorted(out.glob("*/test_metrics.json")):
-    j = json.loads(f.read_text())
-    mean = mean or j["predict_the_mean"]
-    tta = j.get("test_tta8", {})
-    rows.append((j["model"], j["recipe"], j["epochs_run"], j["best_epoch"], j["test"]["mse"],
-                 j["test"]["nrmse"], j["test"]["r2"], tta.get("mse"), tta.get("r2")))
-if not rows:
-    sys.exit("experiment.sh: no finished runs in " + str(out))
-csv = ["model,recipe,epochs_run,best_epoch,test_mse,test_nrmse,test_r2,tta8_mse,tta8_r2"]
-md = ["| model | recipe | epochs (best) | test MSE | test NRMSE | R² | MSE, 8 symmetries | R², 8 symmetries |",
-      "|---|---|---|---|---|---|---|---|"]
-md.append(f"| predict the mean | | | {mean['mse']:.3e} | {mean['nrmse']:.3f} | {mean['r2']:.2f} | | |")
-for m, r, e, b, mse, nrmse, r2, tmse, tr2 in rows:
-    csv.append(f"{m},{r},{e},{b},{mse:.6e},{nrmse:.6f},{r2:.6f},{tmse if tmse is not None else ''},{tr2 if tr2 is not None else ''}")
-    t1 = f"{tmse:.3e}" if tmse is not None else ""
-    t2 = f"{tr2:.2f}" if tr2 is not None else ""
-    md.append(f"| {m} | {r} | {e} ({b}) | {mse:.3e} | {nrmse:.3f} | {r2:.2f} | {t1} | {t2} |")
-(out / "results.csv").write_text("\n".join(csv) + "\n")
-(out / "results.md").write_text("\n".join(md) + "\n")
-print("\n".join(md))
-EOF
+# The table and the curves of every run beside each other (compare_runs: results.md, results.csv,
+# val_mse.png, val_nrmse.png), with predicting the training mean as the first row.
+runs=()
+for d in "$OUT"/*/; do
+  [[ -f "$d/metrics.csv" ]] && runs+=("${d%/}")
+done
+(( ${#runs[@]} )) || { echo "experiment.sh: no runs in $OUT" >&2; exit 1; }
+"$COMPARE" "${runs[@]}" --out "$OUT" --title "Validation MSE, $(basename "$OUT")"
+cat "$OUT/results.md"
