@@ -136,8 +136,9 @@ int main(int argc, char** argv) {
     o.xlabel = "epoch";
     o.ylabel = "validation MSE";
     o.log_y = true;
-    o.width = 900;
+    o.width = 1000;
     o.height = 560;
+    o.legend_outside = true;  // one entry per run: inside, it would cover some run's curve
     if (std::isfinite(mean_mse)) {
       o.hline = mean_mse;
       o.hline_label = "predict the mean (test)";

@@ -786,7 +786,25 @@ void draw_chart(const std::string& png_path, const ChartOptions& o, const Axis& 
   const int bottom = st.tick_len + st.gap + tick_h +
                      (o.xlabel.empty() ? 0 : st.gap + text_height(o.xlabel, st.label_scale)) +
                      st.pad;
-  const int right = st.pad + text_width("0.00", st.tick_scale) / 2 + st.gap;
+  // The legend's size, known before the layout so that `legend_outside` can make room for it.
+  const bool has_legend = !legend.empty() || !o.notes.empty();
+  const double ts = st.tick_scale;
+  const int row_h = static_cast<int>(std::lround(text_height("Ag", ts) * 1.25));
+  const int sample_w = static_cast<int>(std::lround(28 * st.ui));
+  const int inner = static_cast<int>(std::lround(8 * st.ui));
+  const int handle_gap = static_cast<int>(std::lround(9 * st.ui));  // sample to text
+  int text_w = 0;
+  for (const LegendEntry& e : legend) text_w = std::max(text_w, text_width(e.label, ts));
+  int notes_w = 0;
+  for (const std::string& n : o.notes) notes_w = std::max(notes_w, text_width(n, ts));
+  const int legend_w =
+      std::max(legend.empty() ? 0 : sample_w + handle_gap + text_w, notes_w) + 2 * inner;
+  const int legend_rows = static_cast<int>(legend.size() + o.notes.size());
+  const int legend_h = legend_rows * row_h + 2 * inner - (row_h - text_height("Ag", ts));
+  const bool outside = o.legend_outside && has_legend;
+
+  const int tick_overhang = text_width("0.00", st.tick_scale) / 2 + st.gap;  // right of the frame
+  const int right = st.pad + tick_overhang + (outside ? legend_w + st.gap : 0);
   const int plot_h0 = o.height - top - bottom;
   const int y_max_ticks = std::clamp(plot_h0 / (cap_h * 4), 3, 10);
   std::vector<Tick> yt = ay.ticks(y_max_ticks);
@@ -893,38 +911,28 @@ void draw_chart(const std::string& png_path, const ChartOptions& o, const Axis& 
   }
 
   // ---- legend ----
-  if (!legend.empty() || !o.notes.empty()) {
-    const double ts = st.tick_scale;
-    const int row_h = static_cast<int>(std::lround(text_height("Ag", ts) * 1.25));
-    const int sample_w = static_cast<int>(std::lround(28 * st.ui));
-    const int inner = static_cast<int>(std::lround(8 * st.ui));
-    const int handle_gap = static_cast<int>(std::lround(9 * st.ui));  // sample to text
-    int text_w = 0;
-    for (const LegendEntry& e : legend) text_w = std::max(text_w, text_width(e.label, ts));
-    int notes_w = 0;
-    for (const std::string& n : o.notes) notes_w = std::max(notes_w, text_width(n, ts));
-    const int w =
-        std::max(legend.empty() ? 0 : sample_w + handle_gap + text_w, notes_w) + 2 * inner;
-    const int rows = static_cast<int>(legend.size() + o.notes.size());
-    const int h = rows * row_h + 2 * inner - (row_h - text_height("Ag", ts));
+  if (has_legend) {
+    const int w = legend_w, h = legend_h;
     const int m = static_cast<int>(std::lround(10 * st.ui));
-    // Candidate corners in matplotlib's order of preference; the one covering fewest data wins.
-    const std::pair<int, int> corners[] = {{f.x1 - m - w, f.y0 + m},
-                                           {f.x0 + m, f.y0 + m},
-                                           {f.x0 + m, f.y1 - m - h},
-                                           {f.x1 - m - w, f.y1 - m - h}};
-    const std::vector<std::pair<double, double>> pts = occupied(f);
-    int bx = corners[0].first, by = corners[0].second;
-    size_t best = std::numeric_limits<size_t>::max();
-    for (const auto& [cx, cy] : corners) {
-      size_t hits = 0;
-      for (const auto& [px, py] : pts) {
-        hits += px >= cx - 4 && px <= cx + w + 4 && py >= cy - 4 && py <= cy + h + 4;
-      }
-      if (hits < best) {
-        best = hits;
-        bx = cx;
-        by = cy;
+    int bx = f.x1 + tick_overhang, by = f.y0;  // outside: right of the frame, at its top
+    if (!outside) {
+      // Candidate corners in matplotlib's order of preference; the one covering fewest data wins.
+      const std::pair<int, int> corners[] = {{f.x1 - m - w, f.y0 + m},
+                                             {f.x0 + m, f.y0 + m},
+                                             {f.x0 + m, f.y1 - m - h},
+                                             {f.x1 - m - w, f.y1 - m - h}};
+      const std::vector<std::pair<double, double>> pts = occupied(f);
+      size_t best = std::numeric_limits<size_t>::max();
+      for (const auto& [cx, cy] : corners) {
+        size_t hits = 0;
+        for (const auto& [px, py] : pts) {
+          hits += px >= cx - 4 && px <= cx + w + 4 && py >= cy - 4 && py <= cy + h + 4;
+        }
+        if (hits < best) {
+          best = hits;
+          bx = cx;
+          by = cy;
+        }
       }
     }
     cv.fill_rect(bx, by, bx + w, by + h, Color{255, 255, 255, 217});

@@ -164,6 +164,9 @@ struct ChartOptions {
   std::optional<double> x_min, x_max, y_min, y_max;
   // Extra lines of text shown in the legend box under the entries, e.g. "MSE 1.2e-4".
   std::vector<std::string> notes;
+  // The legend beside the plot (right of the frame, which narrows to make room) instead of in the
+  // corner of the plot that hides the fewest data: for many series, which cover every corner.
+  bool legend_outside = false;
 };
 
 // A line chart, e.g. training and validation loss per epoch. Non-finite points (and, on a log

@@ -454,6 +454,46 @@ TEST_F(PlotFiles, AxisLabelsAndLegendAreDrawn) {
   EXPECT_GE(longest, 20);
 }
 
+// Rightmost column in which most rows have the frame's colour.
+int frame_right(const Image& im) {
+  for (int x = im.width - 1; x >= 0; --x) {
+    int n = 0;
+    for (int y = 0; y < im.height; ++y) n += near(im.at(x, y), Color{64, 64, 64}, 8);
+    if (n > im.height / 3) return x;
+  }
+  return -1;
+}
+
+TEST_F(PlotFiles, LegendOutsideSitsRightOfANarrowerFrame) {
+  ChartOptions o;
+  const std::vector<Series> s = {{"a long label for one run", {1, 2, 3}, {3, 1, 2}, kMagenta}};
+  line_chart(path("inside.png"), s, o);
+  o.legend_outside = true;
+  line_chart(path("outside.png"), s, o);
+  const Image in = load_png(path("inside.png")), out = load_png(path("outside.png"));
+  ASSERT_EQ(out.width, in.width);
+  const int r_in = frame_right(in), r_out = frame_right(out);
+  ASSERT_GT(r_in, 0);
+  ASSERT_GT(r_out, 0);
+  EXPECT_LT(r_out, r_in - 150);  // the frame gives up the legend's width
+  // The legend's line sample (the longest horizontal run of the series' colour) starts right of
+  // the frame, and the label's ink is there too.
+  int longest = 0, start = -1;
+  for (int y = 0; y < out.height; ++y) {
+    int run = 0;
+    for (int x = 0; x < out.width; ++x) {
+      run = near(out.at(x, y), kMagenta, 12) ? run + 1 : 0;
+      if (run > longest) {
+        longest = run;
+        start = x - run + 1;
+      }
+    }
+  }
+  EXPECT_GE(longest, 20);
+  EXPECT_GT(start, r_out);
+  EXPECT_GT(dark_pixels(out, r_out + 1, 0, out.width, out.height), 100);
+}
+
 TEST_F(PlotFiles, BadPointsAndOddSeriesDoNotCrash) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
