@@ -430,6 +430,23 @@ TEST_F(PlotFiles, TitlePutsInkAboveThePlot) {
   EXPECT_EQ(dark_pixels(plain, w / 4, 0, 3 * w / 4, p), 0);
 }
 
+// The longest horizontal run of pixels near colour c (a legend's line sample is one): its length
+// and first column.
+struct ColourRun {
+  int length = 0, x0 = -1;
+};
+ColourRun longest_run(const Image& im, Color c) {
+  ColourRun best;
+  for (int y = 0; y < im.height; ++y) {
+    int run = 0;
+    for (int x = 0; x < im.width; ++x) {
+      run = near(im.at(x, y), c, 12) ? run + 1 : 0;
+      if (run > best.length) best = {run, x - run + 1};
+    }
+  }
+  return best;
+}
+
 TEST_F(PlotFiles, AxisLabelsAndLegendAreDrawn) {
   ChartOptions o;
   o.xlabel = "epoch";
@@ -443,15 +460,7 @@ TEST_F(PlotFiles, AxisLabelsAndLegendAreDrawn) {
   EXPECT_GT(dark_pixels(im, im.width / 3, im.height - 30, 2 * im.width / 3, im.height), 20);
   // The legend's line sample is a long horizontal run of the series' colour; the data line
   // itself falls too steeply to make one.
-  int longest = 0;
-  for (int y = 0; y < im.height; ++y) {
-    int run = 0;
-    for (int x = 0; x < im.width; ++x) {
-      run = near(im.at(x, y), kMagenta, 12) ? run + 1 : 0;
-      longest = std::max(longest, run);
-    }
-  }
-  EXPECT_GE(longest, 20);
+  EXPECT_GE(longest_run(im, kMagenta).length, 20);
 }
 
 // Rightmost column in which most rows have the frame's colour.
@@ -478,19 +487,9 @@ TEST_F(PlotFiles, LegendOutsideSitsRightOfANarrowerFrame) {
   EXPECT_LT(r_out, r_in - 150);  // the frame gives up the legend's width
   // The legend's line sample (the longest horizontal run of the series' colour) starts right of
   // the frame, and the label's ink is there too.
-  int longest = 0, start = -1;
-  for (int y = 0; y < out.height; ++y) {
-    int run = 0;
-    for (int x = 0; x < out.width; ++x) {
-      run = near(out.at(x, y), kMagenta, 12) ? run + 1 : 0;
-      if (run > longest) {
-        longest = run;
-        start = x - run + 1;
-      }
-    }
-  }
-  EXPECT_GE(longest, 20);
-  EXPECT_GT(start, r_out);
+  const ColourRun sample = longest_run(out, kMagenta);
+  EXPECT_GE(sample.length, 20);
+  EXPECT_GT(sample.x0, r_out);
   EXPECT_GT(dark_pixels(out, r_out + 1, 0, out.width, out.height), 100);
 }
 
