@@ -36,9 +36,23 @@ Context& context(cudaStream_t stream) {
   Context& c = contexts[dev];
   if (!c.cudnn) HALO_CUDNN_CHECK(cudnnCreate(&c.cudnn));
   if (!c.cublas) HALO_CUBLAS_CHECK(cublasCreate(&c.cublas));
+  if (!c.cublas_workspace) {
+    int major = 0;
+    HALO_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    const std::size_t bytes = cublas_workspace_size(major);
+    HALO_CUDA_CHECK(cudaMalloc(&c.cublas_workspace, bytes));  // 256-byte aligned, as required
+    c.cublas_workspace_bytes = bytes;
+  }
   HALO_CUDNN_CHECK(cudnnSetStream(c.cudnn, stream));
+  // cublasSetStream also hands the handle back to cuBLAS's own workspace pool: re-point it at
+  // Halo's buffer every time (host-side bookkeeping only, nothing is queued).
   HALO_CUBLAS_CHECK(cublasSetStream(c.cublas, stream));
+  HALO_CUBLAS_CHECK(cublasSetWorkspace(c.cublas, c.cublas_workspace, c.cublas_workspace_bytes));
   return c;
+}
+
+std::size_t cublas_workspace_size(int major) {
+  return major >= 9 ? std::size_t(32) << 20 : std::size_t(4) << 20;
 }
 
 void* workspace(Context& c, std::size_t bytes) {
