@@ -118,6 +118,10 @@ void batch_norm_backward(const NormShape& s, const float* x, const float* dy, co
     return;
   }
   check_norm(s, "batch_norm_backward");
+  if (!mean || !invstd)
+    throw std::invalid_argument(
+        "kernels/cudnn/norm.cpp: batch_norm_backward: mean and invstd (the forward's saved "
+        "statistics) are required");
   const cudaStream_t st = static_cast<cudaStream_t>(stream);
   auto lock = lock_library();
   Context& c = context(st);
@@ -126,10 +130,16 @@ void batch_norm_backward(const NormShape& s, const float* x, const float* dy, co
   const float* g = gamma ? gamma : ones(c, std::size_t(s.c), st);
   float* dg = dgamma ? dgamma : spare;
   float* db = dbeta ? dbeta : spare + s.c;
-  // epsilon only matters when the saved statistics are absent; they are always passed here.
+  // Epsilon. The gradient is a function of x, dy, gamma, mean and invstd alone (norm.h's
+  // formula): the layer's eps is already inside invstd = 1/sqrt(var + eps). cuDNN reads its
+  // epsilon argument only to recompute the statistics when savedMean/savedInvVariance are null
+  // (cuDNN's graph API, whose batch-norm backward node takes mean and inverse variance, has no
+  // epsilon at all); here they are never null (checked above), so the value is not used and the
+  // forward's eps need not travel to the backward. We pass the smallest value cuDNN accepts,
+  // CUDNN_BN_MIN_EPSILON, rather than a number that looks like some layer's eps.
   HALO_CUDNN_CHECK(cudnnBatchNormalizationBackward(c.cudnn, CUDNN_BATCHNORM_SPATIAL, &kOne, &kZero,
                                                    &kOne, &kZero, d.x, x, d.x, dy, d.x, dx, d.param,
-                                                   g, dg, db, 1e-5, mean, invstd));
+                                                   g, dg, db, CUDNN_BN_MIN_EPSILON, mean, invstd));
 }
 
 }  // namespace halo::kernels::cudnn
