@@ -41,7 +41,15 @@ namespace halo::kernels::cuda {
 
 // min_blocks: resident blocks per SM the register allocation must allow (__launch_bounds__), i.e.
 // at most 65536 / (threads * min_blocks) registers per thread: 128 for the large tile, 170 for
-// the small one. 64 of them hold the accumulators.
+// the small one. 64 of them hold the accumulators; the rest hold the fragments, the prefetched
+// next slice (BM*BK/threads + BK*BN/threads values) and the Ops' decoded indices (one per
+// prefetched element of a k-major operand). BK = 4 fits every Op into those budgets on sm_80 and
+// sm_90 (ptxas -v: at most 128 / 151 registers, no stack frame); BK = 8 spilled 16-100 bytes in
+// the large tile and 12 in the small one, and min_blocks = 1 at BK = 8 took up to 159 / 181
+// registers, i.e. half the resident warps. BK = 4 costs two barriers per 4 k-steps instead of
+// per 8, 16-byte row pieces per slice for k-major operands (the rest is in L1 for the next
+// slice), and 2-way bank conflicts in the k-major stores (the +4 padding is conflict-free for
+// BK = 8; BK = 4 would need +8). Measure with bench_kernels_cuda.
 template <int BM_, int BN_, int BK_, int MIN_BLOCKS>
 struct TileConfig {
   static constexpr int BM = BM_, BN = BN_, BK = BK_;
@@ -59,8 +67,8 @@ struct TileSmem {
   alignas(16) float Bs[Cfg::BK][Cfg::BN + 4];
 };
 
-using TileLarge = TileConfig<128, 128, 8, 2>;  // 256 threads, 64 outputs each
-using TileSmall = TileConfig<64, 128, 8, 3>;   // 128 threads, for M <= 64 (64 output channels)
+using TileLarge = TileConfig<128, 128, 4, 2>;  // 256 threads, 64 outputs each, 2 blocks per SM
+using TileSmall = TileConfig<64, 128, 4, 3>;   // 128 threads, for M <= 64 (64 output channels)
 
 // Everything one thread of block (bx, by, bz) does, with `tid` its index in the block, `sm` the
 // block's shared memory and `sync()` the block barrier (__syncthreads() on the GPU). Written as a
