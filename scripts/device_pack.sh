@@ -1,66 +1,90 @@
 #!/usr/bin/env bash
-# Builds Halo here for the lent H100 (sm_90) and packs what the device machine needs into
-# .device/ (ignored by git; pass it to the device tool's `carry`): the test and benchmark binaries,
-# the shared libraries ldd shows they need (except glibc, the CUDA driver and the CUDA/cuDNN/
-# cuBLAS libraries, which come from the PyTorch installation there), and run.sh, which points the
-# loader at those and runs the GPU tests and benchmarks, writing logs to $OUT.
-#   here:   scripts/device_pack.sh
-#   device: run(command="bash .device/run.sh", carry=[".device"])
+# Builds Halo here for the lent GPU (H100/H200: sm_90) and packs what the GPU run needs into
+# .device/ (ignored by git; name it in the device tool's `carry`):
+#   .device/halo.tar.xz   the GPU tests, the GPU benchmarks and the two apps test_apps starts,
+#                         stripped, plus the shared libraries they link that a CUDA machine may
+#                         lack (HDF5 and its network/crypto dependencies, fmt, ...); one xz stream,
+#                         so the engine code that every binary links is stored about once
+#   .device/run.sh        scripts/device_run.sh: unpacks the archive there and runs the GPU checks
+#                         under one time budget, writing a summary and a tar of logs to $OUT
+#   .device/MANIFEST.txt  what is packed, from which commit
+# Not packed: glibc and the CUDA runtime, cuBLAS and cuDNN (the device machine's PyTorch
+# installation carries them), the CPU-only tests (CI runs those).
+#
+# The device tool carries at most 64 MiB (working tree and carried paths together); the pack must
+# stay under 48 MiB and this script fails, naming the biggest parts, when it does not.
+#   here:   scripts/device_pack.sh          HALO_SKIP_BUILD=1 packs the existing build-device
+#                                           (HALO_BUILD_DIR another build folder)
+#   device: run(command="bash .device/run.sh", carry=[".device"], timeout_s=600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install_deps.sh
-cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DHALO_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
-cmake --build build-device -j "$(nproc)"
+limit_mib=48
+build="${HALO_BUILD_DIR:-build-device}"
+bins=(tests/test_kernels tests/test_engine tests/test_apps bench/bench_kernels_cuda
+      bench/bench_models apps/train_halo apps/eval_halo)
 
-rm -rf .device && mkdir -p .device/bin .device/lib
-for exe in build-device/tests/test_* build-device/bench/bench_* build-device/apps/*; do
-  [ -f "$exe" ] && [ -x "$exe" ] && cp "$exe" .device/bin/
+if [ "${HALO_SKIP_BUILD:-0}" != 1 ]; then
+  bash scripts/install_deps.sh
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHALO_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90
+  targets=()
+  for b in "${bins[@]}"; do targets+=("$(basename "$b")"); done
+  cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
+fi
+for b in "${bins[@]}"; do
+  [ -x "$build/$b" ] || { echo "device_pack: $build/$b was not built" >&2; exit 1; }
 done
-# Libraries: everything ldd resolves except glibc's own and the CUDA stack.
-skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libcuda\.|libcudart|libcublas|libcudnn|libnvrtc|libnvJitLink)'
-for exe in .device/bin/*; do
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/lib"
+for b in "${bins[@]}"; do
+  cp "$build/$b" "$stage/bin/"
+  # The symbol tables and host debug sections only; the device code (.nv_fatbin) stays.
+  strip --strip-unneeded "$stage/bin/$(basename "$b")"
+done
+# Libraries: everything ldd resolves except glibc's own and the CUDA stack. run.sh puts this
+# folder *last* on the library path, so the machine's own copy of a library wins where it has one.
+skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libresolv\.|libcuda\.|libcudart|libcublas|libcudnn|libnvrtc|libnvJitLink)'
+for exe in "$stage"/bin/*; do
   ldd "$exe" | awk '/=> \//{print $1" "$3}' | while read -r name path; do
-    if ! [[ $name =~ $skip ]]; then cp -nL "$path" .device/lib/ 2>/dev/null || true; fi
+    if ! [[ $name =~ $skip ]] && [ ! -e "$stage/lib/$name" ]; then
+      cp -L "$path" "$stage/lib/$name"
+      chmod u+w "$stage/lib/$name"
+      strip --strip-unneeded "$stage/lib/$name" 2>/dev/null || true
+    fi
   done
 done
+{
+  echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes)')"
+  arch=$(sed -n 's/^CMAKE_CUDA_ARCHITECTURES:[A-Z]*=//p' "$build/CMakeCache.txt")
+  arch=${arch:-"of CMakeLists.txt"}
+  echo "built $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -n), CUDA $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), architectures $arch"
+  # run.sh recreates these paths there: the tests read tests/fixtures and start the apps by them.
+  echo "source $(pwd)"
+  echo "build $(cd "$build" && pwd)"
+  (cd "$stage" && find bin lib -type f -printf '%s\t%p\n' | sort -k2)
+} >"$stage/MANIFEST.txt"
 
-cat > .device/run.sh <<'RUN'
-#!/usr/bin/env bash
-# Runs on the device machine from the repository root. Uses the CUDA runtime, cuBLAS and cuDNN
-# that the PyTorch installation there carries.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-site=$(python3 -c 'import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))' 2>/dev/null)
-libs="$here/lib"
-for d in "$site"/nvidia/*/lib "$site"/nvidia/cu13/lib "$site"/torch/lib; do [ -d "$d" ] && libs="$libs:$d"; done
-export LD_LIBRARY_PATH="$libs:${LD_LIBRARY_PATH:-}"
-export OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-# The test binaries carry the fixture folder's absolute path from the build machine.
-src=$(grep -o '/[^"]*/tests/fixtures' -m1 -a "$here"/bin/test_engine | head -1)
-if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$(dirname "$src")")"; ln -s "$here/.." "$(dirname "$(dirname "$src")")" 2>/dev/null || true; fi
-# test_apps runs train_halo/eval_halo from the build folder's path: point it at the packed ones.
-root=$(cd "$here/.." && pwd)
-mkdir -p "$root/build-device/apps"
-for a in train_halo eval_halo simulate_lenses; do
-  [ -x "$here/bin/$a" ] && ln -sf "$here/bin/$a" "$root/build-device/apps/$a"
-done
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-status=0
-for t in "$here"/bin/test_*; do
-  echo "== $(basename "$t")"; "$t" --gtest_brief=1 2>&1 | tee "$OUT/$(basename "$t").log" | tail -5
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-done
-# The training step on the GPU, Halo (both kernel sets) and PyTorch, then the kernel benchmarks
-# (BENCH_FILTER narrows them, e.g. '^ceiling|^resnet18/', to fit a command's time limit).
-echo "== bench_models (GPU training step)"
-"$here"/bin/bench_models --benchmark_filter=GpuTrainStep --benchmark_out="$OUT/bench_models_gpu.json" \
-  --benchmark_out_format=json 2>&1 | tail -10
-python3 "$here/../bench/pytorch_step.py" --device cuda --batch 64 --halo "$OUT/bench_models_gpu.json" 2>&1 | tail -8
-echo "== bench_kernels_cuda"
-"$here"/bin/bench_kernels_cuda --benchmark_filter="${BENCH_FILTER:-.}" --benchmark_counters_tabular=true \
-  --benchmark_out="$OUT/bench_kernels_cuda.json" --benchmark_out_format=json 2>&1 | tail -80
-exit $status
-RUN
+rm -rf .device && mkdir -p .device
+# One xz stream with a 64 MiB dictionary (-9) and one thread (several threads would cut the stream
+# into blocks that cannot refer to each other): the copies of the engine in every binary then
+# compress to about one.
+tar -C "$stage" -cf - bin lib MANIFEST.txt | xz -9 -T1 >.device/halo.tar.xz
+cp scripts/device_run.sh .device/run.sh
+cp "$stage/MANIFEST.txt" .device/MANIFEST.txt
 chmod +x .device/run.sh
-du -sh .device
-echo "packed: call the device tool with command 'bash .device/run.sh' and carry ['.device']"
+
+bytes=$(du -sb .device | cut -f1)
+unpacked=$(du -sb "$stage" | cut -f1)
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+echo "device_pack: .device is $(mib "$bytes") MiB ($(mib "$unpacked") MiB unpacked, $(ls "$stage/bin" | wc -l) binaries, $(ls "$stage/lib" | wc -l) libraries)"
+if [ "$bytes" -gt $((limit_mib * 1048576)) ]; then
+  echo "device_pack: FAILED: the pack is over ${limit_mib} MiB (the device tool carries 64 MiB with the working tree); largest parts unpacked:" >&2
+  (cd "$stage" && du -ab bin lib | sort -rn | head -8 | awk '{ printf "  %8.1f MiB  %s\n", $1 / 1048576, $2 }') >&2
+  exit 1
+fi
+# What travels besides: the working tree (tracked and untracked files that git does not ignore).
+tree=$( (git ls-files -z --cached --others --exclude-standard | xargs -0 -r stat -c %s -- 2>/dev/null || true) | awk '{ s += $1 } END { print s + 0 }')
+echo "device_pack: with the working tree ($(mib "$tree") MiB) the device tool carries $(mib $((bytes + tree))) MiB of 64"
+echo "packed: call the device tool with command 'bash .device/run.sh', carry ['.device'], timeout_s 600"
