@@ -14,8 +14,8 @@
 // So each value read from shared memory feeds 8 FMAs and each value read from global memory feeds
 // BM (or BN) FMAs. A thread's 8 rows are ty*4 + {0..3} and BM/2 + ty*4 + {0..3} (likewise for the
 // columns), so the eight threads of a quarter-warp read 16-byte vectors at consecutive addresses:
-// no shared-memory bank conflicts. The +4 padding of each shared row keeps the transposed stores
-// of k-major operands conflict-free as well while keeping rows 16-byte aligned.
+// no shared-memory bank conflicts. The padding of each shared row (PAD floats) keeps the transposed
+// stores of k-major operands conflict-free as well while keeping rows 16-byte aligned.
 //
 // Split-K: blockIdx.z = group * splits + split; a block sums only k in [split*k_chunk,
 // (split+1)*k_chunk) and hands `split` to the Op's store, which writes a partial result that a
@@ -48,8 +48,7 @@ namespace halo::kernels::cuda {
 // the large tile and 12 in the small one, and min_blocks = 1 at BK = 8 took up to 159 / 181
 // registers, i.e. half the resident warps. BK = 4 costs two barriers per 4 k-steps instead of
 // per 8, 16-byte row pieces per slice for k-major operands (the rest is in L1 for the next
-// slice), and 2-way bank conflicts in the k-major stores (the +4 padding is conflict-free for
-// BK = 8; BK = 4 would need +8). Measure with bench_kernels_cuda.
+// slice). Measure with bench_kernels_cuda.
 template <int BM_, int BN_, int BK_, int MIN_BLOCKS>
 struct TileConfig {
   static constexpr int BM = BM_, BN = BN_, BK = BK_;
@@ -58,13 +57,17 @@ struct TileConfig {
   static constexpr int min_blocks = MIN_BLOCKS;
 };
 
-// The block's shared memory: one K-slice of A (stored k-major) and of B. The +4 padding of each
-// row keeps the transposed stores of k-major operands free of bank conflicts and rows 16-byte
-// aligned.
+// The block's shared memory: one K-slice of A (stored k-major) and of B, each row padded by PAD
+// floats. A warp's k-major store writes BK consecutive k (rows) for 32 / BK consecutive m
+// (columns): word k * (BM + PAD) + m lands in bank (k * PAD + m) % 32 when BM % 32 == 0, so
+// PAD = 32 / BK spreads the BK rows over disjoint groups of 32 / BK banks (conflict-free), and
+// keeps rows 16-byte aligned (PAD a multiple of 4 for BK <= 8).
 template <class Cfg>
 struct TileSmem {
-  alignas(16) float As[Cfg::BK][Cfg::BM + 4];
-  alignas(16) float Bs[Cfg::BK][Cfg::BN + 4];
+  static constexpr int PAD = 32 / Cfg::BK;
+  static_assert(PAD % 4 == 0, "rows must stay 16-byte aligned for the float4 reads");
+  alignas(16) float As[Cfg::BK][Cfg::BM + PAD];
+  alignas(16) float Bs[Cfg::BK][Cfg::BN + PAD];
 };
 
 using TileLarge = TileConfig<128, 128, 4, 2>;  // 256 threads, 64 outputs each, 2 blocks per SM
