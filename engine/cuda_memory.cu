@@ -85,6 +85,18 @@ bool built_with_cuda() {
   return true;
 }
 
+bool emulated_device() {
+#ifdef HALO_CUDA_EMULATED
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool vendor_libraries_available() {
+  return !emulated_device() && gpu_available();
+}
+
 bool gpu_available(std::string* why) {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
@@ -176,6 +188,11 @@ DeviceAllocatorStats device_allocator_stats() {
 
 void use_vendor_libraries(bool vendor) {
   using kernels::cudnn::Backend;
+  if (vendor && emulated_device())
+    throw std::invalid_argument(
+        "cuDNN and cuBLAS need a real GPU: this build runs the emulated CUDA device "
+        "(-DHALO_CUDA=EMULATED), which has only Halo's hand-written kernels (--gpu-kernels "
+        "handwritten)");
   const Backend b = vendor ? Backend::vendor : Backend::handwritten;
   kernels::cudnn::set_conv_backend(b);
   kernels::cudnn::set_batch_norm_backend(b);

@@ -14,6 +14,11 @@
 namespace halo::cuda {
 
 bool built_with_cuda();
+// True in a -DHALO_CUDA=EMULATED build: Device::cuda is then the emulated CUDA device
+// (kernels/cuda_emulator), which runs the hand-written kernels on the CPU and has no cuDNN/cuBLAS.
+bool emulated_device();
+// True when the vendor libraries (cuDNN, cuBLAS) can run: a real CUDA build with a GPU.
+bool vendor_libraries_available();
 // True when a usable GPU is present. Any error from the runtime (no driver, "driver version is
 // insufficient", no device) counts as "no GPU"; `why` then receives the runtime's message.
 bool gpu_available(std::string* why = nullptr);
@@ -40,8 +45,9 @@ struct DeviceAllocatorStats {
 DeviceAllocatorStats device_allocator_stats();
 
 // GPU policy (kernels/cudnn/settings.h), set once by the apps from their flags:
-// vendor = true: cuDNN for convolution and batch norm, cuBLAS for GEMM (the default);
-// vendor = false: the hand-written kernels of kernels/cuda/ for all three.
+// vendor = true: cuDNN for convolution and batch norm, cuBLAS for GEMM (the default on a GPU);
+// vendor = false: the hand-written kernels of kernels/cuda/ for all three (the default, and the
+// only choice, on the emulated device).
 void use_vendor_libraries(bool vendor);
 // TF32 tensor cores: PyTorch's defaults (convolutions yes, matrix multiplies no), or off
 // everywhere.

@@ -44,10 +44,9 @@ void launch_map(std::size_t n, F f, const float* a, const float* b, float* y, vo
   const bool vec = aligned16(a) && (!b || aligned16(b)) && aligned16(y);
   const unsigned grid = grid_for(vec ? (n + 3) / 4 : n, kThreads);
   if (vec)
-    map_kernel<true><<<grid, kThreads, 0, as_stream(stream)>>>(n, f, a, b, y);
+    HALO_LAUNCH(grid, kThreads, as_stream(stream), map_kernel<true>)(n, f, a, b, y);
   else
-    map_kernel<false><<<grid, kThreads, 0, as_stream(stream)>>>(n, f, a, b, y);
-  HALO_CUDA_CHECK_LAUNCH();
+    HALO_LAUNCH(grid, kThreads, as_stream(stream), map_kernel<false>)(n, f, a, b, y);
 }
 
 // NaN passes through (NaN < 0 is false), as torch.relu.

@@ -79,8 +79,7 @@ void linear_backward(const LinearShape& s, const float* x, const float* w, const
   if (dw)
     gemm_impl(true, false, s.out, s.in, s.n, 1.f, dy, s.out, x, s.in, 0.f, dw, s.in, nullptr, st);
   if (db) {
-    column_sums_kernel<<<unsigned((s.out + 255) / 256), 256, 0, st>>>(s.n, s.out, dy, db);
-    HALO_CUDA_CHECK_LAUNCH();
+    HALO_LAUNCH(unsigned((s.out + 255) / 256), 256, st, column_sums_kernel)(s.n, s.out, dy, db);
   }
 }
 

@@ -75,12 +75,10 @@ template <int NV, class F, class G>
 void channel_reduce(const F& f, const G& g, int n, int C, int hw, const ChannelSplit& split,
                     float* partial, cudaStream_t stream) {
   const uint32_t m = uint32_t(1LL * n * hw);
-  channel_partial_kernel<NV><<<dim3(unsigned(C), unsigned(split.splits)), 256, 0, stream>>>(
-      f, C, uint32_t(hw), m, FastDivmod(hw), split.chunk, partial);
-  HALO_CUDA_CHECK_LAUNCH();
-  channel_finalize_kernel<NV>
-      <<<unsigned((C + 127) / 128), 128, 0, stream>>>(g, partial, C, split.splits);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(dim3(unsigned(C), unsigned(split.splits)), 256, stream, channel_partial_kernel<NV>)
+  (f, C, uint32_t(hw), m, FastDivmod(hw), split.chunk, partial);
+  HALO_LAUNCH(unsigned((C + 127) / 128), 128, stream, channel_finalize_kernel<NV>)
+  (g, partial, C, split.splits);
 }
 
 // Index helper for elementwise kernels over NCHW: the channel of element i is (i / hw) % C.

@@ -8,7 +8,8 @@
 
 namespace halo::kernels::cuda {
 
-[[noreturn]] inline void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line) {
+[[noreturn]] inline void throw_cuda_error(cudaError_t err, const char* call, const char* file,
+                                          int line) {
   throw std::runtime_error(std::string("CUDA error in ") + call + " at " + file + ":" +
                            std::to_string(line) + ": " + cudaGetErrorName(err) + " (" +
                            cudaGetErrorString(err) + ")");
@@ -22,6 +23,3 @@ namespace halo::kernels::cuda {
     if (halo_err_ != cudaSuccess)                                                    \
       ::halo::kernels::cuda::throw_cuda_error(halo_err_, #call, __FILE__, __LINE__); \
   } while (0)
-
-// After a kernel launch: catches bad launch configurations at once.
-#define HALO_CUDA_CHECK_LAUNCH() HALO_CUDA_CHECK(cudaGetLastError())

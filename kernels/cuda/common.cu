@@ -1,5 +1,6 @@
 // Per-device state of the hand-written kernels: the SM count (for launch sizes) and the grow-only
 // scratch buffer of two-pass reductions (see common.h).
+#include <cstdlib>
 #include <mutex>
 
 #include "kernels/cuda/common.h"
@@ -38,6 +39,26 @@ int sm_count() {
     counts[dev] = n > 0 ? n : 1;
   }
   return counts[dev];
+}
+
+void check_launch(const char* kernel, const char* file, int line, cudaStream_t stream) {
+  const auto fail = [&](cudaError_t err, const char* when) {
+    throw std::runtime_error(std::string("CUDA kernel ") + kernel + " launched at " + file + ":" +
+                             std::to_string(line) + " " + when + ": " + cudaGetErrorName(err) +
+                             " (" + cudaGetErrorString(err) + ")");
+  };
+  if (const cudaError_t err = cudaGetLastError(); err != cudaSuccess) fail(err, "did not start");
+  // Read at every launch (a few hundred nanoseconds beside a launch's microseconds), so a test or
+  // a debugger session can switch it on and off.
+  const char* debug = std::getenv("HALO_CUDA_DEBUG_SYNC");
+  if (debug && *debug && std::string(debug) != "0") {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream, &capture) == cudaSuccess &&
+        capture != cudaStreamCaptureStatusNone)
+      return;  // a captured launch runs later, with the graph
+    if (const cudaError_t err = cudaStreamSynchronize(stream); err != cudaSuccess)
+      fail(err, "failed");
+  }
 }
 
 float* scratch(std::size_t floats) {

@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/fast_divmod.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/norm_ops.h"
 
 namespace halo::kernels::cuda {
@@ -50,7 +51,7 @@ __device__ __forceinline__ T warp_sum(T v) {
 // return before it). The order of additions is fixed, so the result is deterministic.
 template <int NV, class T>
 __device__ void block_sum(T (&v)[NV]) {
-  __shared__ T partial[32][NV];
+  HALO_SHARED(T, partial, [32][NV]);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
 #pragma unroll
   for (int i = 0; i < NV; ++i) v[i] = warp_sum(v[i]);
@@ -79,7 +80,7 @@ __device__ __forceinline__ Welford warp_welford(Welford w) {
 
 // Block-wide Welford merge; the result is valid in thread 0. Same rules as block_sum.
 __device__ inline Welford block_welford(Welford w) {
-  __shared__ float partial[32][3];
+  HALO_SHARED(float, partial, [32][3]);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   w = warp_welford(w);
   if (lane == 0) {

@@ -122,12 +122,11 @@ void depthwise_forward(const Conv2dShape& s, const float* x, const float* w, con
   const uint32_t total = uint32_t(s.y_size());
   const unsigned grid = grid_for(total, kThreads);
   if (s.kh == 7 && s.kw == 7)
-    dw_forward_kernel<7, 7><<<grid, kThreads, 0, st>>>(d, x, w, bias, y, total);
+    HALO_LAUNCH(grid, kThreads, st, dw_forward_kernel<7, 7>)(d, x, w, bias, y, total);
   else if (s.kh == 3 && s.kw == 3)
-    dw_forward_kernel<3, 3><<<grid, kThreads, 0, st>>>(d, x, w, bias, y, total);
+    HALO_LAUNCH(grid, kThreads, st, dw_forward_kernel<3, 3>)(d, x, w, bias, y, total);
   else
-    dw_forward_kernel<0, 0><<<grid, kThreads, 0, st>>>(d, x, w, bias, y, total);
-  HALO_CUDA_CHECK_LAUNCH();
+    HALO_LAUNCH(grid, kThreads, st, dw_forward_kernel<0, 0>)(d, x, w, bias, y, total);
 }
 
 void depthwise_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
@@ -136,12 +135,11 @@ void depthwise_backward_data(const Conv2dShape& s, const float* dy, const float*
   const uint32_t total = uint32_t(s.x_size());
   const unsigned grid = grid_for(total, kThreads);
   if (s.kh == 7 && s.kw == 7)
-    dw_backward_data_kernel<7, 7><<<grid, kThreads, 0, st>>>(d, dy, w, dx, total);
+    HALO_LAUNCH(grid, kThreads, st, dw_backward_data_kernel<7, 7>)(d, dy, w, dx, total);
   else if (s.kh == 3 && s.kw == 3)
-    dw_backward_data_kernel<3, 3><<<grid, kThreads, 0, st>>>(d, dy, w, dx, total);
+    HALO_LAUNCH(grid, kThreads, st, dw_backward_data_kernel<3, 3>)(d, dy, w, dx, total);
   else
-    dw_backward_data_kernel<0, 0><<<grid, kThreads, 0, st>>>(d, dy, w, dx, total);
-  HALO_CUDA_CHECK_LAUNCH();
+    HALO_LAUNCH(grid, kThreads, st, dw_backward_data_kernel<0, 0>)(d, dy, w, dx, total);
 }
 
 void depthwise_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw,
@@ -156,15 +154,14 @@ void depthwise_backward_weight(const Conv2dShape& s, const float* x, const float
   float* partial = splits == 1 ? dw : scratch(std::size_t(splits) * count);
   const dim3 grid(unsigned(s.c_in), unsigned(splits));
   if (s.kh == 7 && s.kw == 7)
-    dw_backward_weight_kernel<7, 7><<<grid, kThreads, 0, st>>>(d, x, dy, partial, per);
+    HALO_LAUNCH(grid, kThreads, st, dw_backward_weight_kernel<7, 7>)(d, x, dy, partial, per);
   else if (s.kh == 3 && s.kw == 3)
-    dw_backward_weight_kernel<3, 3><<<grid, kThreads, 0, st>>>(d, x, dy, partial, per);
+    HALO_LAUNCH(grid, kThreads, st, dw_backward_weight_kernel<3, 3>)(d, x, dy, partial, per);
   else
-    dw_backward_weight_kernel<0, 0><<<grid, kThreads, 0, st>>>(d, x, dy, partial, per);
-  HALO_CUDA_CHECK_LAUNCH();
+    HALO_LAUNCH(grid, kThreads, st, dw_backward_weight_kernel<0, 0>)(d, x, dy, partial, per);
   if (splits > 1) {
-    sum_splits_kernel<<<grid_for(count, kThreads), kThreads, 0, st>>>(partial, splits, count, dw);
-    HALO_CUDA_CHECK_LAUNCH();
+    HALO_LAUNCH(grid_for(count, kThreads), kThreads, st, sum_splits_kernel)
+    (partial, splits, count, dw);
   }
 }
 
@@ -234,8 +231,8 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
   const ConvBwdWeightOp op{d, x, dy, out};
   run_tile(op, M, N, K, s.groups, int(splits), int(k_chunk), st);
   if (splits > 1) {
-    sum_splits_kernel<<<grid_for(count, kThreads), kThreads, 0, st>>>(out, int(splits), count, dw);
-    HALO_CUDA_CHECK_LAUNCH();
+    HALO_LAUNCH(grid_for(count, kThreads), kThreads, st, sum_splits_kernel)
+    (out, int(splits), count, dw);
   }
 }
 

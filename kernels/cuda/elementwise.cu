@@ -15,34 +15,49 @@ inline int blocks_for(std::size_t n) {
 }
 
 __global__ void fill_kernel(std::size_t n, float v, float* y) {
-  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = v;
+  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    y[i] = v;
 }
 __global__ void add_kernel(std::size_t n, const float* a, const float* b, float* y) {
-  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = a[i] + b[i];
+  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    y[i] = a[i] + b[i];
 }
 __global__ void axpy_kernel(std::size_t n, float alpha, const float* x, float* y) {
-  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] += alpha * x[i];
+  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    y[i] += alpha * x[i];
 }
 __global__ void scale_kernel(std::size_t n, float alpha, const float* x, float* y) {
-  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = alpha * x[i];
+  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    y[i] = alpha * x[i];
 }
 __global__ void mul_kernel(std::size_t n, const float* a, const float* b, float* y) {
-  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = a[i] * b[i];
+  for (std::size_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    y[i] = a[i] * b[i];
 }
 }  // namespace
 
-#define HALO_LAUNCH(kernel, n, stream, ...)                                                   \
-  do {                                                                                        \
-    if ((n) == 0) return;                                                                     \
-    kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(__VA_ARGS__);   \
-    HALO_CUDA_CHECK_LAUNCH();                                                                 \
+// One elementwise launch over n elements (nothing to do for n == 0).
+#define HALO_ELEMENTWISE(kernel, n, stream, ...)                       \
+  do {                                                                 \
+    if ((n) == 0) return;                                              \
+    HALO_LAUNCH(blocks_for(n), kThreads, stream, kernel)(__VA_ARGS__); \
   } while (0)
 
-void fill(std::size_t n, float value, float* y, void* stream) { HALO_LAUNCH(fill_kernel, n, stream, n, value, y); }
-void add(std::size_t n, const float* a, const float* b, float* y, void* stream) { HALO_LAUNCH(add_kernel, n, stream, n, a, b, y); }
-void axpy(std::size_t n, float alpha, const float* x, float* y, void* stream) { HALO_LAUNCH(axpy_kernel, n, stream, n, alpha, x, y); }
-void scale(std::size_t n, float alpha, const float* x, float* y, void* stream) { HALO_LAUNCH(scale_kernel, n, stream, n, alpha, x, y); }
-void mul(std::size_t n, const float* a, const float* b, float* y, void* stream) { HALO_LAUNCH(mul_kernel, n, stream, n, a, b, y); }
+void fill(std::size_t n, float value, float* y, void* stream) {
+  HALO_ELEMENTWISE(fill_kernel, n, stream, n, value, y);
+}
+void add(std::size_t n, const float* a, const float* b, float* y, void* stream) {
+  HALO_ELEMENTWISE(add_kernel, n, stream, n, a, b, y);
+}
+void axpy(std::size_t n, float alpha, const float* x, float* y, void* stream) {
+  HALO_ELEMENTWISE(axpy_kernel, n, stream, n, alpha, x, y);
+}
+void scale(std::size_t n, float alpha, const float* x, float* y, void* stream) {
+  HALO_ELEMENTWISE(scale_kernel, n, stream, n, alpha, x, y);
+}
+void mul(std::size_t n, const float* a, const float* b, float* y, void* stream) {
+  HALO_ELEMENTWISE(mul_kernel, n, stream, n, a, b, y);
+}
 
 // ---- per-channel multiply: y[o, c, p] = x[o, c, p] * s[c] ---------------------------------------
 
@@ -78,9 +93,9 @@ void mul_channel_forward(int outer, int c, int inner, const float* x, const floa
                          void* stream) {
   check_mul_channel(outer, c, inner, "mul_channel_forward");
   const uint32_t total = uint32_t(1LL * outer * c * inner);
-  mul_channel_kernel<<<grid_for(total, kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      total, ChannelOf(inner, c), x, s, y);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid_for(total, kThreads), kThreads, static_cast<cudaStream_t>(stream),
+              mul_channel_kernel)
+  (total, ChannelOf(inner, c), x, s, y);
 }
 
 // dx = dy * s[c] (8 bytes per element); ds[c] = sum_{o,p} dy * x (two-pass channel reduction,

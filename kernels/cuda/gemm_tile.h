@@ -14,7 +14,7 @@ struct BlockSync {
 template <class Cfg, class Op>
 __global__ void __launch_bounds__(Cfg::threads, Cfg::min_blocks)
     gemm_tile_kernel(const Op op, int M, int N, int K, int splits, int k_chunk) {
-  __shared__ TileSmem<Cfg> sm;
+  HALO_SHARED(TileSmem<Cfg>, sm, );
   gemm_tile_thread<Cfg>(op, M, N, K, splits, k_chunk, int(threadIdx.x), int(blockIdx.x),
                         int(blockIdx.y), int(blockIdx.z), sm, BlockSync{});
 }
@@ -32,10 +32,9 @@ void launch_gemm_tile(const Op& op, int M, int N, int K, int groups, int splits,
     throw std::invalid_argument("halo cuda gemm tile: grid too large (M=" + std::to_string(M) +
                                 ", N=" + std::to_string(N) +
                                 ", groups*splits=" + std::to_string(gz) + ")");
-  gemm_tile_kernel<Cfg, Op>
-      <<<dim3(unsigned(gx), unsigned(gy), unsigned(gz)), Cfg::threads, 0, stream>>>(
-          op, M, N, K, splits, k_chunk);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(dim3(unsigned(gx), unsigned(gy), unsigned(gz)), Cfg::threads, stream,
+              gemm_tile_kernel<Cfg, Op>)
+  (op, M, N, K, splits, k_chunk);
 }
 
 // out[i] = sum_{s < splits} partial[s * count + i], in order s = 0, 1, ... (deterministic).

@@ -36,8 +36,7 @@ __global__ void mse_backward_kernel(std::size_t n, float norm, const float* __re
 // 3n FLOPs; traffic: pred and target read (8n bytes), 4 bytes written.
 void mse_forward(std::size_t n, const float* pred, const float* target, float* loss, void* stream) {
   if (n == 0) throw std::invalid_argument("kernels/cuda/loss.cu: mse_forward: n must be >= 1");
-  mse_forward_kernel<<<1, kThreads, 0, as_stream(stream)>>>(n, pred, target, loss);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(1, kThreads, as_stream(stream), mse_forward_kernel)(n, pred, target, loss);
 }
 
 // 3n FLOPs; traffic: pred and target read, dpred written (12n bytes).
@@ -45,9 +44,8 @@ void mse_backward(std::size_t n, const float* pred, const float* target, const f
                   float* dpred, void* stream) {
   if (n == 0) return;
   const float norm = float(2.0 / double(n));
-  mse_backward_kernel<<<grid_for(n, 256), 256, 0, as_stream(stream)>>>(n, norm, pred, target, dloss,
-                                                                       dpred);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid_for(n, 256), 256, as_stream(stream), mse_backward_kernel)
+  (n, norm, pred, target, dloss, dpred);
 }
 
 }  // namespace halo::kernels::cuda

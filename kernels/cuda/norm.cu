@@ -165,17 +165,14 @@ void batch_norm_forward_train(const NormShape& s, const float* x, const float* g
   const ChannelSplit split = channel_split(s.c, m);
   float* partial = scratch(std::size_t(split.splits) * s.c * 3 + 3 * std::size_t(s.c));
   float* coef = partial + std::size_t(split.splits) * s.c * 3;
-  bn_stats_partial_kernel<<<dim3(unsigned(s.c), unsigned(split.splits)), kThreads, 0, st>>>(
-      x, s.c, uint32_t(s.hw), uint32_t(m), FastDivmod(s.hw), split.chunk, partial);
-  HALO_CUDA_CHECK_LAUNCH();
-  bn_stats_finalize_kernel<<<channel_blocks(s.c), 128, 0, st>>>(
-      partial, s.c, split.splits, double(m), double(eps), double(momentum), gamma, beta,
-      running_mean, running_var, save_mean, save_invstd, coef);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(dim3(unsigned(s.c), unsigned(split.splits)), kThreads, st, bn_stats_partial_kernel)
+  (x, s.c, uint32_t(s.hw), uint32_t(m), FastDivmod(s.hw), split.chunk, partial);
+  HALO_LAUNCH(channel_blocks(s.c), 128, st, bn_stats_finalize_kernel)
+  (partial, s.c, split.splits, double(m), double(eps), double(momentum), gamma, beta, running_mean,
+   running_var, save_mean, save_invstd, coef);
   const uint32_t total = uint32_t(s.size());
-  bn_scale_shift_kernel<<<grid_for(total, kThreads), kThreads, 0, st>>>(total, ChannelOf(s.hw, s.c),
-                                                                        x, coef, s.c, y);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid_for(total, kThreads), kThreads, st, bn_scale_shift_kernel)
+  (total, ChannelOf(s.hw, s.c), x, coef, s.c, y);
 }
 
 // Eval forward: 2 FLOPs per element; traffic: x read, y written once (2 * 4 * size bytes).
@@ -185,13 +182,11 @@ void batch_norm_forward_eval(const NormShape& s, const float* x, const float* ga
   check_norm(s, "batch_norm_forward_eval");
   const cudaStream_t st = as_stream(stream);
   float* coef = scratch(3 * std::size_t(s.c));
-  bn_eval_coef_kernel<<<channel_blocks(s.c), 128, 0, st>>>(s.c, gamma, beta, running_mean,
-                                                           running_var, double(eps), coef);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(channel_blocks(s.c), 128, st, bn_eval_coef_kernel)
+  (s.c, gamma, beta, running_mean, running_var, double(eps), coef);
   const uint32_t total = uint32_t(s.size());
-  bn_scale_shift_kernel<<<grid_for(total, kThreads), kThreads, 0, st>>>(total, ChannelOf(s.hw, s.c),
-                                                                        x, coef, s.c, y);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid_for(total, kThreads), kThreads, st, bn_scale_shift_kernel)
+  (total, ChannelOf(s.hw, s.c), x, coef, s.c, y);
 }
 
 // Backward. Training: ~8 FLOPs per element; traffic: x and dy read twice, dx written once
@@ -211,19 +206,17 @@ void batch_norm_backward(const NormShape& s, const float* x, const float* dy, co
                                  s.c,   double(m)};
     channel_reduce<2>(BnBackwardSums{x, dy, mean}, fin, s.n, s.c, s.hw, split, partial, st);
   } else if (dx) {
-    bn_eval_grad_coef_kernel<<<channel_blocks(s.c), 128, 0, st>>>(s.c, gamma, invstd, coef);
-    HALO_CUDA_CHECK_LAUNCH();
+    HALO_LAUNCH(channel_blocks(s.c), 128, st, bn_eval_grad_coef_kernel)(s.c, gamma, invstd, coef);
   }
   if (!dx) return;
   const uint32_t total = uint32_t(s.size());
   const unsigned grid = grid_for(total, kThreads);
   if (training)
-    bn_backward_dx_train_kernel<<<grid, kThreads, 0, st>>>(total, ChannelOf(s.hw, s.c), s.c, x, dy,
-                                                           coef, dx);
+    HALO_LAUNCH(grid, kThreads, st, bn_backward_dx_train_kernel)
+    (total, ChannelOf(s.hw, s.c), s.c, x, dy, coef, dx);
   else
-    bn_backward_dx_eval_kernel<<<grid, kThreads, 0, st>>>(total, ChannelOf(s.hw, s.c), dy, coef,
-                                                          dx);
-  HALO_CUDA_CHECK_LAUNCH();
+    HALO_LAUNCH(grid, kThreads, st, bn_backward_dx_eval_kernel)
+    (total, ChannelOf(s.hw, s.c), dy, coef, dx);
 }
 
 // Layer norm forward: ~10 FLOPs per element; traffic: x read twice, y written (3 * 4 * size
@@ -233,10 +226,8 @@ void layer_norm2d_forward(const NormShape& s, const float* x, const float* gamma
   check_norm(s, "layer_norm2d_forward");
   const cudaStream_t st = as_stream(stream);
   const uint32_t pixels = uint32_t(1LL * s.n * s.hw);
-  ln_forward_kernel<<<grid_for(pixels, kThreads), kThreads, 0, st>>>(
-      pixels, s.c, uint32_t(s.hw), FastDivmod(s.hw), x, gamma, beta, eps, y, save_mean,
-      save_invstd);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid_for(pixels, kThreads), kThreads, st, ln_forward_kernel)
+  (pixels, s.c, uint32_t(s.hw), FastDivmod(s.hw), x, gamma, beta, eps, y, save_mean, save_invstd);
 }
 
 // Layer norm backward: ~12 FLOPs per element; traffic: x and dy read twice for dx and once more
@@ -254,9 +245,8 @@ void layer_norm2d_backward(const NormShape& s, const float* x, const float* dy, 
   }
   if (!dx) return;
   const uint32_t pixels = uint32_t(1LL * s.n * s.hw);
-  ln_backward_dx_kernel<<<grid_for(pixels, kThreads), kThreads, 0, st>>>(
-      pixels, s.c, uint32_t(s.hw), FastDivmod(s.hw), x, dy, gamma, mean, invstd, dx);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid_for(pixels, kThreads), kThreads, st, ln_backward_dx_kernel)
+  (pixels, s.c, uint32_t(s.hw), FastDivmod(s.hw), x, dy, gamma, mean, invstd, dx);
 }
 
 }  // namespace halo::kernels::cuda

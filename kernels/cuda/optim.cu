@@ -2,6 +2,7 @@
 // a model. The kernel reads a small device table of {p, g, m, v, n, first block} and each block
 // finds its tensor by binary search over the first-block column, so 62-128 tensors of very
 // different sizes cost one launch instead of one each.
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <vector>
@@ -66,12 +67,20 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// The device copy of the table, per device. It is uploaded again only when the list of tensors
-// changes (in practice: at the first step), so a steady-state step is one kernel launch.
+// The device copy of the table, per device. It changes whenever a gradient buffer moves, which
+// the engine's caching allocator may do at any step, so an update must be cheap and must not
+// synchronise: the new table is written into a pinned host buffer and copied with one
+// cudaMemcpyAsync on the step's stream (a few kilobytes, asynchronous, and capturable in a CUDA
+// graph). Two pinned buffers are used in turn, each reused only after its previous copy has run
+// (an event), so the host never overwrites a table the GPU has not read yet.
 struct Table {
   std::vector<DeviceTensor> host;
   DeviceTensor* device = nullptr;
   std::size_t capacity = 0;
+  DeviceTensor* pinned[2] = {nullptr, nullptr};
+  cudaEvent_t copied[2] = {nullptr, nullptr};
+  int next = 0;
+  unsigned long long uploads = 0;
 };
 std::mutex table_mutex;
 Table tables[64];
@@ -104,20 +113,35 @@ void adam_step(const AdamTensor* tensors, int count, const AdamConfig& cfg, long
     Table& tb = tables[dev % 64];
     if (tb.host != list) {
       if (tb.capacity < list.size()) {
+        // Only when the model grows (in practice once, at the first step).
         if (tb.device) {
           HALO_CUDA_CHECK(cudaDeviceSynchronize());  // a queued step may still read the table
           HALO_CUDA_CHECK(cudaFree(tb.device));
+          for (int i = 0; i < 2; ++i) HALO_CUDA_CHECK(cudaFreeHost(tb.pinned[i]));
         }
         tb.device = nullptr;
         tb.capacity = 0;
-        HALO_CUDA_CHECK(
-            cudaMalloc(reinterpret_cast<void**>(&tb.device), list.size() * sizeof(DeviceTensor)));
+        const std::size_t bytes = list.size() * sizeof(DeviceTensor);
+        HALO_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&tb.device), bytes));
+        for (int i = 0; i < 2; ++i) {
+          HALO_CUDA_CHECK(
+              cudaHostAlloc(reinterpret_cast<void**>(&tb.pinned[i]), bytes, cudaHostAllocDefault));
+          if (!tb.copied[i])
+            HALO_CUDA_CHECK(cudaEventCreateWithFlags(&tb.copied[i], cudaEventDisableTiming));
+        }
         tb.capacity = list.size();
       }
+      const int slot = tb.next;
+      tb.next ^= 1;
+      HALO_CUDA_CHECK(cudaEventSynchronize(tb.copied[slot]));  // its previous copy has run
+      std::copy(list.begin(), list.end(), tb.pinned[slot]);
       // Ordered on `stream` after any earlier step that reads the old table.
-      HALO_CUDA_CHECK(cudaMemcpyAsync(tb.device, list.data(), list.size() * sizeof(DeviceTensor),
-                                      cudaMemcpyHostToDevice, st));
+      HALO_CUDA_CHECK(cudaMemcpyAsync(tb.device, tb.pinned[slot],
+                                      list.size() * sizeof(DeviceTensor), cudaMemcpyHostToDevice,
+                                      st));
+      HALO_CUDA_CHECK(cudaEventRecord(tb.copied[slot], st));
       tb.host = list;
+      tb.uploads++;
     }
     table = tb.device;
   }
@@ -134,8 +158,7 @@ void adam_step(const AdamTensor* tensors, int count, const AdamConfig& cfg, long
   s.decay = float(1.0 - lr * wd);
   s.coupled = wd != 0.0 && !cfg.decoupled;
   s.decoupled = wd != 0.0 && cfg.decoupled;
-  adam_multi_kernel<<<unsigned(blocks), kThreads, 0, st>>>(table, count, s);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(unsigned(blocks), kThreads, st, adam_multi_kernel)(table, count, s);
 }
 
 }  // namespace halo::kernels::cuda

@@ -68,9 +68,8 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t*
                         void* stream) {
   check_pool(s, "max_pool2d_forward");
   const uint32_t total = uint32_t(s.y_size());
-  max_pool_forward_kernel<<<grid_for(total, kThreads), kThreads, 0, as_stream(stream)>>>(
-      total, PoolDims(s), x, y, argmax);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid_for(total, kThreads), kThreads, as_stream(stream), max_pool_forward_kernel)
+  (total, PoolDims(s), x, y, argmax);
 }
 
 // Max pool backward: dx overwritten; traffic: dy and argmax read (up to ceil(k/stride)^2 times
@@ -79,9 +78,8 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* a
                          void* stream) {
   check_pool(s, "max_pool2d_backward");
   const uint32_t total = uint32_t(s.x_size());
-  max_pool_backward_kernel<<<grid_for(total, kThreads), kThreads, 0, as_stream(stream)>>>(
-      total, PoolDims(s), dy, argmax, dx);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid_for(total, kThreads), kThreads, as_stream(stream), max_pool_backward_kernel)
+  (total, PoolDims(s), dy, argmax, dx);
 }
 
 // Global average pool forward: n*c*hw adds; traffic: x read (4 * n*c*hw bytes).
@@ -92,8 +90,7 @@ void global_avg_pool_forward(int n, int c, int hw, const float* x, float* y, voi
   check_index_range(1LL * n * c * hw, "global_avg_pool_forward");
   const uint32_t rows = uint32_t(1LL * n * c);
   const unsigned grid = grid_for(std::size_t(rows) * 32, kThreads);
-  avg_pool_forward_kernel<<<grid, kThreads, 0, as_stream(stream)>>>(rows, hw, x, y);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid, kThreads, as_stream(stream), avg_pool_forward_kernel)(rows, hw, x, y);
 }
 
 // Global average pool backward: dx = dy / hw; traffic: dx written (4 * n*c*hw bytes).
@@ -103,9 +100,8 @@ void global_avg_pool_backward(int n, int c, int hw, const float* dy, float* dx, 
         "kernels/cuda/pool.cu: global_avg_pool_backward: sizes must be >= 1");
   check_index_range(1LL * n * c * hw, "global_avg_pool_backward");
   const uint32_t total = uint32_t(1LL * n * c * hw);
-  avg_pool_backward_kernel<<<grid_for(total, kThreads), kThreads, 0, as_stream(stream)>>>(
-      total, FastDivmod(hw), dy, dx);
-  HALO_CUDA_CHECK_LAUNCH();
+  HALO_LAUNCH(grid_for(total, kThreads), kThreads, as_stream(stream), avg_pool_backward_kernel)
+  (total, FastDivmod(hw), dy, dx);
 }
 
 }  // namespace halo::kernels::cuda

@@ -15,6 +15,8 @@ namespace halo::kernels::cudnn {
 // Which implementation an op family runs on the GPU (read by the cudnn::dispatch functions).
 enum class Backend { handwritten, vendor };
 
+// The backend every family starts with: vendor on a GPU build, handwritten on the emulated device.
+Backend default_backend();
 void set_conv_backend(Backend b);  // convolutions: hand-written or cuDNN (default: vendor)
 Backend conv_backend();
 void set_batch_norm_backend(Backend b);  // batch norm: hand-written or cuDNN (default: vendor)
