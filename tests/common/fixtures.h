@@ -1,6 +1,6 @@
 // Golden-value fixtures for the tests (header-only): the path of a file under tests/fixtures, a
-// small HDF5 reader for the datasets and attributes that tools/make_fixtures.py writes, and a
-// tensor comparison whose failure message says where and by how much two tensors differ.
+// small HDF5 reader for the datasets and attributes that tools/make_fixtures.py writes. Compare
+// what it reads with tests/common/compare.h (close_rel), which this header includes.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,12 +9,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/tensor.h"
+#include "tests/common/compare.h"
 
 namespace halo::test {
 
@@ -161,56 +161,5 @@ class H5Fixture {
   std::string path_;
   hid_t file_ = -1;
 };
-
-// Row-major multi-index of flat element i of `shape`, as "[n, c, h, w]".
-inline std::string index_string(const Shape& shape, int64_t i) {
-  std::vector<int64_t> idx(shape.size());
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    idx[d] = i % shape[d];
-    i /= shape[d];
-  }
-  std::ostringstream os;
-  os << "[";
-  for (std::size_t d = 0; d < idx.size(); ++d) os << (d ? ", " : "") << idx[d];
-  os << "]";
-  return os.str();
-}
-
-// Passes when max_i |actual_i - expected_i| / max(max_i |expected_i|, 1e-30) <= rtol, i.e. the
-// error is measured against the size of the whole expected tensor, so entries that are ~0 by
-// cancellation do not turn float32 rounding into a huge relative error. NaN or Inf in `actual`
-// fails. The message names the tensor, the worst element, both values and the error.
-inline ::testing::AssertionResult tensors_close(const Tensor& actual, const Tensor& expected,
-                                                double rtol, const std::string& what) {
-  if (!actual.defined()) return ::testing::AssertionFailure() << what << ": the Halo tensor is undefined";
-  if (actual.shape() != expected.shape())
-    return ::testing::AssertionFailure() << what << ": shape " << to_string(actual.shape())
-                                         << ", expected (PyTorch) " << to_string(expected.shape());
-  const std::vector<float> a = actual.to_vector();
-  const std::vector<float> e = expected.to_vector();
-  double ref = 0, worst = 0;
-  int64_t worst_i = -1;
-  for (std::size_t i = 0; i < e.size(); ++i) ref = std::max(ref, std::abs(double(e[i])));
-  for (std::size_t i = 0; i < e.size(); ++i) {
-    if (!std::isfinite(a[i]))
-      return ::testing::AssertionFailure() << what << ": Halo has " << a[i] << " at "
-                                           << index_string(actual.shape(), int64_t(i))
-                                           << " (PyTorch " << e[i] << ")";
-    const double err = std::abs(double(a[i]) - double(e[i]));
-    if (err > worst || worst_i < 0) {
-      worst = err;
-      worst_i = int64_t(i);
-    }
-  }
-  const double rel = worst / std::max(ref, 1e-30);
-  std::ostringstream msg;
-  msg << what << " " << to_string(expected.shape()) << ": max |halo - torch| = " << worst;
-  if (worst_i >= 0)
-    msg << " at " << index_string(expected.shape(), worst_i) << " (halo " << a[worst_i] << ", torch "
-        << e[worst_i] << ")";
-  msg << ", max |torch| = " << ref << ", relative error " << rel << " (tolerance " << rtol << ")";
-  if (rel <= rtol) return ::testing::AssertionSuccess() << msg.str();
-  return ::testing::AssertionFailure() << msg.str();
-}
 
 }  // namespace halo::test

@@ -6,7 +6,9 @@
 // float32 operations per step. Parameters are O(1) and move by ~lr per step, so after 5 steps
 //   kParam 1e-6 (relative to max|p|): a few ulps of p. A wrong bias correction, decay or moment
 //     changes p by a sizeable fraction of lr (>= 1e-4 here) and fails by orders of magnitude.
-//   kMoment 1e-6 for exp_avg / exp_avg_sq: a handful of roundings of b*m + (1-b)*g per step.
+//   kMoment 1e-6 for exp_avg / exp_avg_sq (relative to max|m|, max|v|): a handful of roundings
+//     (u = 2^-24 ~ 6e-8 each) of b*m + (1-b)*g per step, over 5 steps.
+// Both through close_rel (tests/common/compare.h), which also fails on NaN/Inf on either side.
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -21,8 +23,8 @@
 namespace {
 
 using halo::Tensor;
+using halo::test::close_rel;
 using halo::test::H5Fixture;
-using halo::test::tensors_close;
 
 constexpr double kParam = 1e-6;
 constexpr double kMoment = 1e-6;
@@ -68,18 +70,18 @@ void check_adam(const std::string& group, bool expect_decoupled) {
     }
     opt.step();
     for (auto& [n, p] : params)
-      EXPECT_TRUE(tensors_close(p, f.tensor(group + "/" + n + "/after_" + std::to_string(t)), kParam,
-                                group + ": " + n + " after step " + std::to_string(t)));
+      EXPECT_TRUE(close_rel(p, f.tensor(group + "/" + n + "/after_" + std::to_string(t)), kParam,
+                            group + ": " + n + " after step " + std::to_string(t)));
   }
   EXPECT_GT(absent, 0) << group << ": the fixture should leave some gradient out";
 
   // The optimizer state after the last step: moments and per-parameter step counts.
   const halo::StateDict state = opt.state();
   for (const std::string& n : names) {
-    EXPECT_TRUE(tensors_close(state.at(n + ".exp_avg"), f.tensor(group + "/" + n + "/exp_avg"),
-                              kMoment, group + ": " + n + ".exp_avg"));
-    EXPECT_TRUE(tensors_close(state.at(n + ".exp_avg_sq"), f.tensor(group + "/" + n + "/exp_avg_sq"),
-                              kMoment, group + ": " + n + ".exp_avg_sq"));
+    EXPECT_TRUE(close_rel(state.at(n + ".exp_avg"), f.tensor(group + "/" + n + "/exp_avg"), kMoment,
+                          group + ": " + n + ".exp_avg"));
+    EXPECT_TRUE(close_rel(state.at(n + ".exp_avg_sq"), f.tensor(group + "/" + n + "/exp_avg_sq"),
+                          kMoment, group + ": " + n + ".exp_avg_sq"));
     const Tensor step = state.at(n + ".step");
     ASSERT_EQ(step.dtype(), halo::DType::i64) << n << ".step";
     EXPECT_EQ(step.data_i64()[0], f.attr_int(group + "/" + n, "step")) << group << ": " << n << ".step";

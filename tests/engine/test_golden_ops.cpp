@@ -5,8 +5,8 @@
 // Each case backpropagates L = sum(y * dy) for a stored random dy, so dL/dy = dy. The fixtures were
 // computed in float64 from float32 inputs, so the stored values are exact to float32 rounding and
 // the tolerances below bound Halo's own float32 error. An error is measured against the whole
-// tensor, max|halo - torch| / max|torch| (tests/common/fixtures.h), with u = 2^-24 ~ 6e-8 the
-// float32 unit roundoff:
+// tensor, max|halo - torch| / max|torch| (close_rel, tests/common/compare.h; NaN or Inf on either
+// side fails), with u = 2^-24 ~ 6e-8 the float32 unit roundoff:
 //   kPointwise 1e-6: each output is a few float ops of its inputs (a handful of u; erf/exp in
 //                    gelu from a different libm adds a few more).
 //   kDot       1e-5: sums of up to ~150 products (conv forward and input gradient, linear). A
@@ -32,8 +32,8 @@
 namespace {
 
 using halo::Tensor;
+using halo::test::close_rel;
 using halo::test::H5Fixture;
-using halo::test::tensors_close;
 
 constexpr double kPointwise = 1e-6;
 constexpr double kDot = 1e-5;
@@ -71,14 +71,14 @@ class GoldenCase {
   // Compares y, backpropagates sum(y * dy) and compares d<key> for every input that requires
   // grad; `grad_tol` must name each of them (so no gradient goes unchecked by accident).
   void check(const Tensor& y, double y_tol, const std::map<std::string, double>& grad_tol) {
-    EXPECT_TRUE(tensors_close(y, golden("y"), y_tol, name_ + "/y"));
+    EXPECT_TRUE(close_rel(y, golden("y"), y_tol, name_ + "/y"));
     ASSERT_TRUE(y.requires_grad()) << name_ << ": the output does not require grad";
     backward_from(y, golden("dy"));
     for (const auto& [key, t] : inputs_) {
       if (!t.requires_grad()) continue;
       const auto it = grad_tol.find(key);
       ASSERT_NE(it, grad_tol.end()) << name_ << ": no tolerance given for d" << key;
-      EXPECT_TRUE(tensors_close(t.grad(), golden("d" + key), it->second, name_ + "/d" + key));
+      EXPECT_TRUE(close_rel(t.grad(), golden("d" + key), it->second, name_ + "/d" + key));
     }
   }
 
@@ -121,10 +121,10 @@ void check_batch_norm(const std::string& name, bool expect_training) {
   Tensor y = halo::batch_norm2d(x, gamma, beta, rm, rv, training, c.fattr("momentum"), c.fattr("eps"));
   // Running statistics: r = (1 - momentum) r + momentum stat, with the unbiased batch variance;
   // in eval mode they must not move at all. A per-channel mean/variance in double, rounded once.
-  EXPECT_TRUE(tensors_close(rm, c.golden("running_mean_after"), training ? kPointwise : 0.0,
-                            "running_mean after the forward"));
-  EXPECT_TRUE(tensors_close(rv, c.golden("running_var_after"), training ? kPointwise : 0.0,
-                            "running_var after the forward"));
+  EXPECT_TRUE(close_rel(rm, c.golden("running_mean_after"), training ? kPointwise : 0.0,
+                        "running_mean after the forward"));
+  EXPECT_TRUE(close_rel(rv, c.golden("running_var_after"), training ? kPointwise : 0.0,
+                        "running_var after the forward"));
   // y = (x - mean) * invstd * gamma + beta is pointwise given the statistics, whose own rounding
   // error is small: kDot. Every gradient here is a reduction over N*H*W (dx through the batch
   // mean and variance in training mode).
@@ -148,15 +148,15 @@ TEST(GoldenOps, BatchNormModule) {
   bn.bias.copy_from(f.tensor(g + "bias"));
   bn.train();
   halo::NoGradGuard no_grad;
-  EXPECT_TRUE(tensors_close(bn(f.tensor(g + "x1")), f.tensor(g + "y1"), kDot, "y1 (train)"));
-  EXPECT_TRUE(tensors_close(bn(f.tensor(g + "x2")), f.tensor(g + "y2"), kDot, "y2 (train)"));
-  EXPECT_TRUE(tensors_close(bn.running_mean, f.tensor(g + "running_mean"), kPointwise, "running_mean"));
-  EXPECT_TRUE(tensors_close(bn.running_var, f.tensor(g + "running_var"), kPointwise, "running_var"));
+  EXPECT_TRUE(close_rel(bn(f.tensor(g + "x1")), f.tensor(g + "y1"), kDot, "y1 (train)"));
+  EXPECT_TRUE(close_rel(bn(f.tensor(g + "x2")), f.tensor(g + "y2"), kDot, "y2 (train)"));
+  EXPECT_TRUE(close_rel(bn.running_mean, f.tensor(g + "running_mean"), kPointwise, "running_mean"));
+  EXPECT_TRUE(close_rel(bn.running_var, f.tensor(g + "running_var"), kPointwise, "running_var"));
   ASSERT_EQ(bn.num_batches_tracked.dtype(), halo::DType::i64);
   EXPECT_EQ(bn.num_batches_tracked.data_i64()[0],
             f.attr_int("batch_norm2d_module", "num_batches_tracked"));
   bn.eval();
-  EXPECT_TRUE(tensors_close(bn(f.tensor(g + "x1")), f.tensor(g + "y_eval"), kDot, "y (eval)"));
+  EXPECT_TRUE(close_rel(bn(f.tensor(g + "x1")), f.tensor(g + "y_eval"), kDot, "y (eval)"));
 }
 
 // ---- layer_norm2d ------------------------------------------------------------------------------------
