@@ -6,18 +6,20 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "kernels/blas.h"
+#include "tests/common/compare.h"
 #include "tests/common/gradcheck.h"
 
 namespace {
 
 using halo::kernels::LinearShape;
+using halo::test::close_abs;
 using halo::test::dot;
-using halo::test::grad_error;
-using halo::test::max_grad_error;
+using halo::test::grad_close;
 using halo::test::random_vector;
 namespace cpu = halo::kernels::cpu;
 using Vec = std::vector<double>;
@@ -29,6 +31,15 @@ Vec strided_random(int rows, int cols, int ld, unsigned seed) {
   Vec out(std::size_t(rows) * ld, std::numeric_limits<double>::quiet_NaN());
   for (int r = 0; r < rows; ++r)
     for (int c = 0; c < cols; ++c) out[std::size_t(r) * ld + c] = v[std::size_t(r) * cols + c];
+  return out;
+}
+
+// The rows x cols block of a row-major matrix with row stride ld, as a dense vector.
+template <class T>
+std::vector<T> block(const std::vector<T>& v, int rows, int cols, int ld) {
+  std::vector<T> out(std::size_t(rows) * cols);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) out[std::size_t(r) * cols + c] = v[std::size_t(r) * ld + c];
   return out;
 }
 
@@ -58,24 +69,30 @@ TEST_P(GemmCase, MatchesTripleLoop) {
         for (int j = 0; j < n; ++j) c[std::size_t(i) * ldc + j] = std::nan("");
     const double alpha = -1.5;
     cpu::gemm<double>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+    Vec ref(std::size_t(m) * n);
     for (int i = 0; i < m; ++i) {
       for (int j = 0; j < n; ++j) {
         double s = 0;
         for (int p = 0; p < k; ++p) s += op_a(i, p) * op_b(p, j);
-        const double ref = alpha * s + (beta == 0.0 ? 0.0 : beta * c0[std::size_t(i) * ldc + j]);
-        ASSERT_NEAR(c[std::size_t(i) * ldc + j], ref, 1e-12 * (1 + k)) << "beta=" << beta;
+        ref[std::size_t(i) * n + j] =
+            alpha * s + (beta == 0.0 ? 0.0 : beta * c0[std::size_t(i) * ldc + j]);
       }
       for (int j = n; j < ldc; ++j) ASSERT_EQ(c[std::size_t(i) * ldc + j], sentinel);
     }
+    // Absolute tolerances, entries ~ |alpha| sqrt(k) / 3 with a, b ~ U(-1,1): k products summed
+    // with rounding u each (double u = 1.1e-16, float u = 6e-8) of terms up to |alpha| = 1.5, so
+    // the error is below ~k u |alpha| at worst: 1e-12 (1 + k) in double, 1e-5 (1 + k) in float
+    // (which also includes the float rounding of the inputs, ~u |alpha| k).
+    EXPECT_TRUE(close_abs(block(c, m, n, ldc), ref, 1e-12 * (1 + k),
+                          "double, beta " + std::to_string(beta)));
     // float instantiation, same layout
     const std::vector<float> af(a.begin(), a.end()), bf(b.begin(), b.end());
     std::vector<float> cf(c0.begin(), c0.end());
     if (beta == 0.0) std::fill(cf.begin(), cf.end(), std::numeric_limits<float>::quiet_NaN());
     cpu::gemm<float>(ta, tb, m, n, k, float(alpha), af.data(), lda, bf.data(), ldb, float(beta),
                      cf.data(), ldc);
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j)
-        ASSERT_NEAR(cf[std::size_t(i) * ldc + j], c[std::size_t(i) * ldc + j], 1e-5 * (1 + k));
+    EXPECT_TRUE(close_abs(block(cf, m, n, ldc), block(c, m, n, ldc), 1e-5 * (1 + k),
+                          "float vs double, beta " + std::to_string(beta)));
   }
 }
 
@@ -106,13 +123,17 @@ TEST(Linear, ForwardMatchesLoops) {
   Vec y(s.n * s.out, std::nan("")), y_nobias(s.n * s.out, std::nan(""));
   cpu::linear_forward<double>(s, x.data(), w.data(), b.data(), y.data());
   cpu::linear_forward<double>(s, x.data(), w.data(), nullptr, y_nobias.data());
+  Vec ref(y.size()), ref_nobias(y.size());
   for (int r = 0; r < s.n; ++r)
     for (int o = 0; o < s.out; ++o) {
       double acc = 0;
       for (int i = 0; i < s.in; ++i) acc += x[r * s.in + i] * w[o * s.in + i];
-      EXPECT_NEAR(y_nobias[r * s.out + o], acc, 1e-14);
-      EXPECT_NEAR(y[r * s.out + o], acc + b[o], 1e-14);
+      ref_nobias[r * s.out + o] = acc;
+      ref[r * s.out + o] = acc + b[o];
     }
+  // 6 products of U(-1,1) values in double: |y| < 7, rounding ~ 6 u |y| ~ 5e-15 (u = 1.1e-16).
+  EXPECT_TRUE(close_abs(y_nobias, ref_nobias, 1e-14, "without bias"));
+  EXPECT_TRUE(close_abs(y, ref, 1e-14, "with bias"));
 }
 
 TEST(Linear, GradCheck) {
@@ -129,9 +150,9 @@ TEST(Linear, GradCheck) {
   // Outputs start as NaN: the backward must overwrite, not accumulate.
   Vec dx(x.size(), std::nan("")), dw(w.size(), std::nan("")), db(b.size(), std::nan(""));
   cpu::linear_backward<double>(s, x.data(), w.data(), r.data(), dx.data(), dw.data(), db.data());
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(v, w, b); }, x, dx), 1e-6);
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(x, v, b); }, w, dw), 1e-6);
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(x, w, v); }, b, db), 1e-6);
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(v, w, b); }, x, dx, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, v, b); }, w, dw, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, w, v); }, b, db, 1e-6));
 }
 
 // Each output is optional; the float instantiation agrees with double.
@@ -153,9 +174,11 @@ TEST(Linear, OptionalOutputsAndFloat) {
   std::vector<float> dxf(x.size()), dwf(w.size()), dbf(s.out);
   cpu::linear_backward<float>(s, xf.data(), wf.data(), dyf.data(), dxf.data(), dwf.data(),
                               dbf.data());
-  for (std::size_t i = 0; i < dx.size(); ++i) ASSERT_NEAR(dxf[i], dx[i], 1e-5);
-  for (std::size_t i = 0; i < dw.size(); ++i) ASSERT_NEAR(dwf[i], dw[i], 1e-5);
-  for (int o = 0; o < s.out; ++o) ASSERT_NEAR(dbf[o], db[o], 1e-5);
+  // Float against double, absolute: sums of 17 (dx) or 8 (dw, db) products of U(-1,1) values,
+  // |result| < ~5, float rounding u = 6e-8 per operation and per input: ~20 u * 5 ~ 6e-6 at worst.
+  EXPECT_TRUE(close_abs(dxf, dx, 1e-5, "dx"));
+  EXPECT_TRUE(close_abs(dwf, dw, 1e-5, "dw"));
+  EXPECT_TRUE(close_abs(dbf, db, 1e-5, "db"));
 }
 
 }  // namespace

@@ -9,14 +9,16 @@
 #include <vector>
 
 #include "kernels/norm.h"
+#include "tests/common/compare.h"
 #include "tests/common/gradcheck.h"
 
 namespace {
 
 using halo::kernels::NormShape;
+using halo::test::close_abs;
+using halo::test::close_elementwise;
 using halo::test::dot;
-using halo::test::grad_error;
-using halo::test::max_grad_error;
+using halo::test::grad_close;
 using halo::test::random_vector;
 namespace cpu = halo::kernels::cpu;
 using Vec = std::vector<double>;
@@ -51,16 +53,19 @@ TEST(BatchNormTrain, ForwardMatchesLoops) {
                                         nullptr, y.data(), mean.data(), invstd.data());
   Vec rm, rv;
   batch_stats_reference(s, x, rm, rv);
-  for (int c = 0; c < s.c; ++c) {
-    EXPECT_NEAR(mean[c], rm[c], 1e-14);
-    EXPECT_NEAR(invstd[c], 1.0 / std::sqrt(rv[c] + eps), 1e-12);
-  }
+  Vec ref_invstd(s.c), ref_y(s.size());
+  for (int c = 0; c < s.c; ++c) ref_invstd[c] = 1.0 / std::sqrt(rv[c] + eps);
   for (int n = 0; n < s.n; ++n)
     for (int c = 0; c < s.c; ++c)
       for (int p = 0; p < s.hw; ++p) {
         const int i = (n * s.c + c) * s.hw + p;
-        EXPECT_NEAR(y[i], (x[i] - rm[c]) / std::sqrt(rv[c] + eps) * gamma[c] + beta[c], 1e-12);
+        ref_y[i] = (x[i] - rm[c]) / std::sqrt(rv[c] + eps) * gamma[c] + beta[c];
       }
+  // Absolute, in double (u = 1.1e-16): the mean of 15 values in [-2, 3] (~15 u * 3 ~ 5e-15), and
+  // invstd ~ 1 / 1.4 and y ~ 3 after a few more roundings each: 1e-14, 1e-12, 1e-12.
+  EXPECT_TRUE(close_abs(mean, rm, 1e-14, "mean"));
+  EXPECT_TRUE(close_abs(invstd, ref_invstd, 1e-12, "invstd"));
+  EXPECT_TRUE(close_abs(y, ref_y, 1e-12, "y"));
 }
 
 // x = {1, 2, 3, 4} in one channel: mean 2.5, biased var 1.25, unbiased var 5/3.
@@ -100,10 +105,16 @@ TEST(BatchNormTrain, FloatStatisticsStableForLargeMean) {
                                        running_mean.data(), running_var.data(), y.data(),
                                        mean.data(), invstd.data());
   const double m = double(s.n) * s.hw;
+  Vec ref_invstd(s.c), ref_running_var(s.c);
   for (int c = 0; c < s.c; ++c) {
-    EXPECT_NEAR(invstd[c], 1.0 / std::sqrt(rv[c] + 1e-5), 1e-5 / std::sqrt(rv[c]));
-    EXPECT_NEAR(running_var[c], 0.9 + 0.1 * rv[c] * m / (m - 1), 1e-5);
+    ref_invstd[c] = 1.0 / std::sqrt(rv[c] + 1e-5);
+    ref_running_var[c] = 0.9 + 0.1 * rv[c] * m / (m - 1);
   }
+  // invstd within 1e-5 of itself per channel: float storage alone is u = 6e-8 relative, and a
+  // variance that lost digits to the mean of 1e4 would be off by ~u 1e8 / var ~ 20 relative.
+  EXPECT_TRUE(close_elementwise(invstd, ref_invstd, 0.0, 1e-5, "invstd"));
+  // running_var ~ 0.93: a few float roundings (~1e-7) of the momentum update; 1e-5 absolute.
+  EXPECT_TRUE(close_abs(running_var, ref_running_var, 1e-5, "running_var"));
 }
 
 TEST(BatchNormTrain, GradCheck) {
@@ -125,9 +136,9 @@ TEST(BatchNormTrain, GradCheck) {
   Vec dx(s.size(), std::nan("")), dgamma(s.c, std::nan("")), dbeta(s.c, std::nan(""));
   cpu::batch_norm_backward<double>(s, x.data(), r.data(), gamma.data(), mean.data(), invstd.data(),
                                    true, dx.data(), dgamma.data(), dbeta.data());
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(v, gamma, beta); }, x, dx), 1e-6);
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(x, v, beta); }, gamma, dgamma), 1e-6);
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(x, gamma, v); }, beta, dbeta), 1e-6);
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(v, gamma, beta); }, x, dx, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, v, beta); }, gamma, dgamma, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, gamma, v); }, beta, dbeta, 1e-6));
 }
 
 // Each nullable output alone gives the same values as all three together.
@@ -166,27 +177,37 @@ TEST(BatchNormTrain, LargeMatchesFormula) {
   Vec rm, rv;
   batch_stats_reference(s, x, rm, rv);
   const double m = double(s.n) * s.hw;
+  Vec ref_invstd(s.c), ref_dbeta(s.c, 0.0), ref_dgamma(s.c, 0.0), ref_y(s.size()), ref_dx(s.size());
   for (int c = 0; c < s.c; ++c) {
     const double is = 1.0 / std::sqrt(rv[c] + 1e-5);
-    ASSERT_NEAR(mean[c], rm[c], 1e-13);
-    ASSERT_NEAR(invstd[c], is, 1e-12);
-    double sdy = 0, sdyx = 0;
+    ref_invstd[c] = is;
+    double& sdy = ref_dbeta[c];
+    double& sdyx = ref_dgamma[c];
     for (int n = 0; n < s.n; ++n)
       for (int p = 0; p < s.hw; ++p) {
         const int i = (n * s.c + c) * s.hw + p;
         sdy += dy[i];
         sdyx += dy[i] * (x[i] - rm[c]) * is;
       }
-    EXPECT_NEAR(dbeta[c], sdy, 1e-9);
-    EXPECT_NEAR(dgamma[c], sdyx, 1e-9);
     for (int n = 0; n < s.n; ++n)
       for (int p = 0; p < s.hw; ++p) {
         const int i = (n * s.c + c) * s.hw + p;
         const double xhat = (x[i] - rm[c]) * is;
-        ASSERT_NEAR(y[i], xhat * gamma[c] + beta[c], 1e-12);
-        ASSERT_NEAR(dx[i], gamma[c] * is / m * (m * dy[i] - sdy - xhat * sdyx), 1e-11);
+        ref_y[i] = xhat * gamma[c] + beta[c];
+        ref_dx[i] = gamma[c] * is / m * (m * dy[i] - sdy - xhat * sdyx);
       }
   }
+  // Absolute, in double (u = 1.1e-16), sums over m = 3136 values per channel in another order
+  // (threads, blocks): a sum of m terms of size ~1 errs by ~sqrt(m) u max|partial sum| <= ~1e-12
+  // (partial sums stay below ~m/2 for the shifted x, ~sqrt(m) for random-sign dy). So the mean
+  // (sum / m) is good to ~1e-15 (1e-13), invstd ~ 0.7 to a few u (1e-12), dbeta and dgamma
+  // (|sum| ~ 50) to ~1e-12 (1e-9); y (~5) and dx (~1) are pointwise given those (1e-12, 1e-11).
+  EXPECT_TRUE(close_abs(mean, rm, 1e-13, "mean"));
+  EXPECT_TRUE(close_abs(invstd, ref_invstd, 1e-12, "invstd"));
+  EXPECT_TRUE(close_abs(dbeta, ref_dbeta, 1e-9, "dbeta"));
+  EXPECT_TRUE(close_abs(dgamma, ref_dgamma, 1e-9, "dgamma"));
+  EXPECT_TRUE(close_abs(y, ref_y, 1e-12, "y"));
+  EXPECT_TRUE(close_abs(dx, ref_dx, 1e-11, "dx"));
 }
 
 // ---- batch norm, eval mode ---------------------------------------------------------------------
@@ -199,12 +220,15 @@ TEST(BatchNormEval, ForwardUsesRunningStats) {
   Vec y(s.size());
   cpu::batch_norm_forward_eval<double>(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
                                        1e-5, y.data());
+  Vec ref(s.size());
   for (int n = 0; n < s.n; ++n)
     for (int c = 0; c < s.c; ++c)
       for (int p = 0; p < s.hw; ++p) {
         const int i = (n * s.c + c) * s.hw + p;
-        EXPECT_NEAR(y[i], (x[i] - rm[c]) / std::sqrt(rv[c] + 1e-5) * gamma[c] + beta[c], 1e-12);
+        ref[i] = (x[i] - rm[c]) / std::sqrt(rv[c] + 1e-5) * gamma[c] + beta[c];
       }
+  // Pointwise in double, |y| < ~6: a few roundings of u = 1.1e-16 each; 1e-12 absolute.
+  EXPECT_TRUE(close_abs(y, ref, 1e-12, "y"));
 }
 
 // In eval mode mean and invstd are the running statistics, constants with respect to x.
@@ -226,9 +250,9 @@ TEST(BatchNormEval, GradCheck) {
   Vec dx(s.size(), std::nan("")), dgamma(s.c, std::nan("")), dbeta(s.c, std::nan(""));
   cpu::batch_norm_backward<double>(s, x.data(), r.data(), gamma.data(), rm.data(), invstd.data(),
                                    false, dx.data(), dgamma.data(), dbeta.data());
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(v, gamma, beta); }, x, dx), 1e-6);
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(x, v, beta); }, gamma, dgamma), 1e-6);
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(x, gamma, v); }, beta, dbeta), 1e-6);
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(v, gamma, beta); }, x, dx, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, v, beta); }, gamma, dgamma, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, gamma, v); }, beta, dbeta, 1e-6));
 }
 
 // ---- layer norm over channels
@@ -243,6 +267,7 @@ TEST(LayerNorm2d, ForwardMatchesLoops) {
   Vec y(s.size()), mean(s.n * s.hw), invstd(s.n * s.hw);
   cpu::layer_norm2d_forward<double>(s, x.data(), gamma.data(), beta.data(), eps, y.data(),
                                     mean.data(), invstd.data());
+  Vec ref_mean(mean.size()), ref_invstd(invstd.size()), ref_y(s.size());
   for (int n = 0; n < s.n; ++n)
     for (int p = 0; p < s.hw; ++p) {
       double mu = 0, var = 0;
@@ -250,13 +275,19 @@ TEST(LayerNorm2d, ForwardMatchesLoops) {
       mu /= s.c;
       for (int c = 0; c < s.c; ++c) var += std::pow(x[(n * s.c + c) * s.hw + p] - mu, 2);
       var /= s.c;  // biased
-      ASSERT_NEAR(mean[n * s.hw + p], mu, 1e-14);
-      ASSERT_NEAR(invstd[n * s.hw + p], 1.0 / std::sqrt(var + eps), 1e-11);
+      ref_mean[n * s.hw + p] = mu;
+      ref_invstd[n * s.hw + p] = 1.0 / std::sqrt(var + eps);
       for (int c = 0; c < s.c; ++c) {
         const int i = (n * s.c + c) * s.hw + p;
-        ASSERT_NEAR(y[i], (x[i] - mu) / std::sqrt(var + eps) * gamma[c] + beta[c], 1e-12);
+        ref_y[i] = (x[i] - mu) / std::sqrt(var + eps) * gamma[c] + beta[c];
       }
     }
+  // Absolute, in double (u = 1.1e-16): the mean of 5 values in [-2, 3] (1e-14); invstd, which
+  // is large (up to ~1e3 / sqrt(var + eps)) where the 5 values happen to lie close together, so
+  // its absolute error is u times that: 1e-11; y ~ 5 after a few roundings: 1e-12.
+  EXPECT_TRUE(close_abs(mean, ref_mean, 1e-14, "mean"));
+  EXPECT_TRUE(close_abs(invstd, ref_invstd, 1e-11, "invstd"));
+  EXPECT_TRUE(close_abs(y, ref_y, 1e-12, "y"));
 }
 
 TEST(LayerNorm2d, FloatMatchesDouble) {
@@ -271,7 +302,10 @@ TEST(LayerNorm2d, FloatMatchesDouble) {
   std::vector<float> yf(s.size()), meanf(s.n * s.hw), invstdf(s.n * s.hw);
   cpu::layer_norm2d_forward<float>(s, x.data(), g.data(), b.data(), 1e-6f, yf.data(), meanf.data(),
                                    invstdf.data());
-  for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(yf[i], y[i], 1e-5);
+  // Float against double on the same float inputs, absolute: y ~ 2 after normalising values
+  // ~100 with spread ~0.3, so the float rounding of x - mean (u 100 ~ 6e-6 of a spread of 0.3,
+  // i.e. ~2e-5 relative) scaled by invstd ~ 3.5 and gamma: errors up to ~5e-6; 1e-5.
+  EXPECT_TRUE(close_abs(yf, y, 1e-5, "y"));
 }
 
 TEST(LayerNorm2d, GradCheck) {
@@ -292,9 +326,9 @@ TEST(LayerNorm2d, GradCheck) {
   Vec dx(s.size(), std::nan("")), dgamma(s.c, std::nan("")), dbeta(s.c, std::nan(""));
   cpu::layer_norm2d_backward<double>(s, x.data(), r.data(), gamma.data(), mean.data(),
                                      invstd.data(), dx.data(), dgamma.data(), dbeta.data());
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(v, gamma, beta); }, x, dx), 1e-6);
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(x, v, beta); }, gamma, dgamma), 1e-6);
-  EXPECT_LT(grad_error([&](Vec& v) { return loss(x, gamma, v); }, beta, dbeta), 1e-6);
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(v, gamma, beta); }, x, dx, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, v, beta); }, gamma, dgamma, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, gamma, v); }, beta, dbeta, 1e-6));
 }
 
 // Larger than the kernels' OpenMP threshold and the pixel block: the parallel, blocked path must
@@ -309,7 +343,7 @@ TEST(LayerNorm2d, BackwardLargeMatchesFormula) {
   Vec dx(s.size(), std::nan("")), dgamma(s.c, std::nan("")), dbeta(s.c, std::nan(""));
   cpu::layer_norm2d_backward<double>(s, x.data(), dy.data(), gamma.data(), mean.data(),
                                      invstd.data(), dx.data(), dgamma.data(), dbeta.data());
-  Vec rdg(s.c, 0.0), rdb(s.c, 0.0);
+  Vec rdg(s.c, 0.0), rdb(s.c, 0.0), rdx(s.size());
   for (int n = 0; n < s.n; ++n)
     for (int p = 0; p < s.hw; ++p) {
       const double mu = mean[n * s.hw + p], is = invstd[n * s.hw + p];
@@ -324,13 +358,15 @@ TEST(LayerNorm2d, BackwardLargeMatchesFormula) {
       for (int c = 0; c < s.c; ++c) {
         const int i = (n * s.c + c) * s.hw + p;
         const double xhat = (x[i] - mu) * is;
-        ASSERT_NEAR(dx[i], is / s.c * (s.c * dy[i] * gamma[c] - sg - xhat * sgx), 1e-11);
+        rdx[i] = is / s.c * (s.c * dy[i] * gamma[c] - sg - xhat * sgx);
       }
     }
-  for (int c = 0; c < s.c; ++c) {
-    EXPECT_NEAR(dgamma[c], rdg[c], 1e-9);
-    EXPECT_NEAR(dbeta[c], rdb[c], 1e-9);
-  }
+  // Absolute, in double (u = 1.1e-16): dx is pointwise given two sums over 96 channels (1e-11);
+  // dgamma and dbeta sum 800 terms of size ~1 per channel in another (blocked, threaded) order:
+  // ~sqrt(800) u 800 ~ 3e-12 typical; 1e-9.
+  EXPECT_TRUE(close_abs(dx, rdx, 1e-11, "dx"));
+  EXPECT_TRUE(close_abs(dgamma, rdg, 1e-9, "dgamma"));
+  EXPECT_TRUE(close_abs(dbeta, rdb, 1e-9, "dbeta"));
 }
 
 }  // namespace

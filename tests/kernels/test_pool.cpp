@@ -14,14 +14,15 @@
 #include <vector>
 
 #include "kernels/pool.h"
+#include "tests/common/compare.h"
 #include "tests/common/gradcheck.h"
 
 namespace {
 
 using halo::kernels::Pool2dShape;
+using halo::test::close_abs;
 using halo::test::dot;
-using halo::test::grad_error;
-using halo::test::max_grad_error;
+using halo::test::grad_close;
 using halo::test::random_vector;
 namespace cpu = halo::kernels::cpu;
 using Vec = std::vector<double>;
@@ -118,7 +119,7 @@ TEST_P(MaxPoolShapes, GradCheck) {
   cpu::max_pool2d_backward<double>(s, r.data(), arg.data(), dx.data());
   // The loss is piecewise linear and inputs are 1e-3 apart, so any step below 5e-4 has no
   // truncation error; 1e-4 keeps rounding noise low on the 1444-term loss of the 75x75 case.
-  EXPECT_LT(grad_error(loss, x, dx, 1e-4), 1e-6);
+  EXPECT_TRUE(grad_close(loss, x, dx, 1e-6, 1e-4));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -227,15 +228,21 @@ TEST(GlobalAvgPool, ForwardMatchesLoops) {
   const Vec x = random_vector(n * c * hw, 10);
   Vec y(n * c);
   cpu::global_avg_pool_forward<double>(n, c, hw, x.data(), y.data());
+  Vec ref(n * c);
   for (int pl = 0; pl < n * c; ++pl) {
     double s = 0;
     for (int p = 0; p < hw; ++p) s += x[pl * hw + p];
-    EXPECT_NEAR(y[pl], s / hw, 1e-15);
+    ref[pl] = s / hw;
   }
+  // The mean of 49 values in [-1, 1], |y| ~ 0.15: any summation order in double errs by
+  // ~sqrt(49) u ~ 1e-15 of the sum, /49 for the mean (u = 1.1e-16); 1e-15 absolute.
+  EXPECT_TRUE(close_abs(y, ref, 1e-15, "double"));
   const std::vector<float> xf(x.begin(), x.end());
   std::vector<float> yf(n * c);
   cpu::global_avg_pool_forward<float>(n, c, hw, xf.data(), yf.data());
-  for (int pl = 0; pl < n * c; ++pl) EXPECT_NEAR(yf[pl], y[pl], 1e-6);
+  // Float (u = 6e-8) against double, absolute: 49 roundings of partial sums up to ~5, random in
+  // sign, ~sqrt(49) u 5 ~ 2e-6 on the sum and /49 on the mean (~5e-8); 1e-6.
+  EXPECT_TRUE(close_abs(yf, y, 1e-6, "float vs double"));
 }
 
 TEST(GlobalAvgPool, GradCheck) {
@@ -249,7 +256,7 @@ TEST(GlobalAvgPool, GradCheck) {
   };
   Vec dx(x.size(), std::nan(""));
   cpu::global_avg_pool_backward<double>(n, c, hw, r.data(), dx.data());
-  EXPECT_LT(grad_error(loss, x, dx), 1e-6);
+  EXPECT_TRUE(grad_close(loss, x, dx, 1e-6));
 }
 
 }  // namespace
