@@ -885,7 +885,9 @@ TEST(NpyWriter, PythonNumpyLoadsHaloFiles) {
       break;
     }
   if (py.empty())
-    GTEST_SKIP() << "no python3 with numpy: skipping the np.load check of Halo-written files";
+    GTEST_SKIP() << "no python3 with numpy (neither /usr/bin/python3 nor python3 on PATH imports "
+                    "it): skipping the np.load check of Halo-written files; "
+                    "scripts/install_deps.sh installs Debian's python3-numpy";
   TempDir dir;
   nlohmann::json spec = {{"folder", dir.path.string()}, {"files", nlohmann::json::array()}};
   std::vector<NpyArray> images = {

@@ -266,7 +266,10 @@ TEST(Hdf5Dataset, PythonH5pyReadsIt) {
       py = cand;
       break;
     }
-  if (py.empty()) GTEST_SKIP() << "no python3 with numpy and h5py: skipping the h5py check";
+  if (py.empty())
+    GTEST_SKIP() << "no python3 with numpy and h5py (neither /usr/bin/python3 nor python3 on PATH "
+                    "imports both): skipping the h5py check; scripts/install_deps.sh installs "
+                    "Debian's python3-numpy and python3-h5py";
   TempDir dir;
   const std::string path = dir / "py.h5";
   write_small(path, 6, 9, 7);
