@@ -1,5 +1,7 @@
 // Helpers of the CUDA parity tests (tests/kernels/test_cuda_*.cpp): a fixture that skips, with
-// the runtime's own message, when no usable GPU is present and turns TF32 off; a small RAII
+// the runtime's own message, when no usable device is present (a GPU, or the emulated device of a
+// -DHALO_CUDA=EMULATED build) and turns TF32 off; the skip of the cuDNN/cuBLAS tests on the
+// emulated device; running a computation under two thread orders of the emulator; a small RAII
 // device buffer with host<->device copies; random inputs; the norm-relative error.
 #pragma once
 #ifdef HALO_HAVE_CUDA
@@ -17,8 +19,21 @@
 #include "engine/cuda_memory.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cudnn/settings.h"
+#include "tests/common/device.h"
 
 namespace halo::test::cuda {
+
+using halo::test::on_emulated_device;
+using halo::test::run_under_two_thread_orders;
+
+// The models' layer shapes are taken on this image size: the real one on a GPU; smaller on the
+// emulated device (which runs every thread as a fiber), where every layer type, tile size and
+// launcher branch (split-K, depthwise, float4 and tail) still runs.
+#ifdef HALO_CUDA_EMULATED
+constexpr int kModelImageSize = 40;
+#else
+constexpr int kModelImageSize = 150;
+#endif
 
 // The parity tolerance of issue 4: max|got - ref| / max|ref| <= 1e-5 with TF32 off.
 constexpr double kTol = 1e-5;
@@ -27,9 +42,7 @@ constexpr double kTol = 1e-5;
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    if (!halo::cuda::gpu_available(&why))
-      GTEST_SKIP() << "no usable GPU, CUDA test skipped: " << why;
+    HALO_REQUIRE_CUDA_DEVICE();
     kernels::cudnn::set_tf32(false);
     kernels::cudnn::set_conv_exact_algorithms(true);
     kernels::cudnn::set_conv_algo_search(kernels::cudnn::ConvAlgoSearch::heuristic);
@@ -37,9 +50,9 @@ class CudaTest : public ::testing::Test {
   void TearDown() override {
     kernels::cudnn::reset_tf32_defaults();
     kernels::cudnn::set_conv_exact_algorithms(false);
-    kernels::cudnn::set_conv_backend(kernels::cudnn::Backend::vendor);
-    kernels::cudnn::set_batch_norm_backend(kernels::cudnn::Backend::vendor);
-    kernels::cudnn::set_gemm_backend(kernels::cudnn::Backend::vendor);
+    kernels::cudnn::set_conv_backend(kernels::cudnn::default_backend());
+    kernels::cudnn::set_batch_norm_backend(kernels::cudnn::default_backend());
+    kernels::cudnn::set_gemm_backend(kernels::cudnn::default_backend());
   }
 };
 
@@ -67,21 +80,28 @@ class DeviceBuffer {
   }
   T* get() const { return p_; }
   std::size_t size() const { return n_; }
+  // The copy runs on the legacy default stream; the synchronisation after it makes the data
+  // visible to work on any stream, the non-blocking ones included (which do not wait for the
+  // legacy stream).
   void upload(const std::vector<T>& host) {
     if (host.size() != n_) throw std::invalid_argument("DeviceBuffer::upload: size mismatch");
     if (n_) HALO_CUDA_CHECK(cudaMemcpy(p_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
+    HALO_CUDA_CHECK(cudaDeviceSynchronize());
   }
   // Waits for all queued work, then copies back.
   std::vector<T> download() const {
     HALO_CUDA_CHECK(cudaDeviceSynchronize());
     std::vector<T> host(n_);
     if (n_) HALO_CUDA_CHECK(cudaMemcpy(host.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
+    halo::test::log_download(host.data(), n_ * sizeof(T));
     return host;
   }
   // Every byte 0xFF: NaN for floats, -1 for ints. Outputs are poisoned before each call so a
   // kernel that skips an element (or accumulates instead of overwriting) cannot pass.
+  // Synchronised for the same reason as upload().
   void poison() {
     if (n_) HALO_CUDA_CHECK(cudaMemset(p_, 0xFF, n_ * sizeof(T)));
+    HALO_CUDA_CHECK(cudaDeviceSynchronize());
   }
 
  private:

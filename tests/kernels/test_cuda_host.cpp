@@ -588,6 +588,9 @@ TEST(CudaSettings, DefaultsFollowPyTorchAndSwitchesRoundTrip) {
     EXPECT_EQ(cd::batch_norm_backend(), b);
     EXPECT_EQ(cd::gemm_backend(), b);
   }
+  cd::set_conv_backend(cd::default_backend());
+  cd::set_batch_norm_backend(cd::default_backend());
+  cd::set_gemm_backend(cd::default_backend());
 }
 
 // The shape tables reproduce the reference parameter and MAC counts, so the tests and benchmarks
@@ -616,5 +619,12 @@ TEST(CudaShapeTables, MatchReferenceParameterAndMacCounts) {
 
 }  // namespace
 }  // namespace halo::test::cuda
+
+#else
+
+TEST(CudaTileOnCpu, SkippedWithoutCuda) {
+  GTEST_SKIP() << "built without CUDA (HALO_CUDA=OFF or nvcc/cuDNN not found): the CUDA kernels' "
+                  "host-side tests need the CUDA headers (a GPU build or -DHALO_CUDA=EMULATED)";
+}
 
 #endif  // HALO_HAVE_CUDA
