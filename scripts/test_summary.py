@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Summarises the GoogleTest XML results of one or more build folders (BUILD/test-results/*.xml,
+written by ctest through gtest_discover_tests' XML_OUTPUT_DIR): how many tests ran on the CPU, on
+the emulated CUDA device and on a real GPU (the "device" property the CUDA tests record), how many
+failed, and how many were skipped, grouped by the reason they gave.
+
+    python3 scripts/test_summary.py build build-check [--markdown]
+
+Standard library only. Exit status 0 (the summary reports; ctest decides success).
+"""
+import collections
+import glob
+import os
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+
+def results(folder):
+    """Yields (name, status, device, skip_message) for every test case in the folder's XMLs."""
+    for path in sorted(glob.glob(os.path.join(folder, "test-results", "*.xml"))):
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError:
+            yield (os.path.basename(path), "unreadable", "cpu", "")
+            continue
+        for case in root.iter("testcase"):
+            name = case.get("classname", "") + "." + case.get("name", "")
+            device = "cpu"
+            for prop in case.iter("property"):
+                if prop.get("name") == "device":
+                    device = prop.get("value")
+            if case.find("failure") is not None or case.find("error") is not None:
+                status = "failed"
+            elif case.find("skipped") is not None or case.get("result") == "skipped":
+                status = "skipped"
+            elif case.get("status") == "notrun":
+                status = "skipped"
+            else:
+                status = "ran"
+            message = ""
+            skipped = case.find("skipped")
+            if skipped is not None:
+                message = (skipped.get("message") or skipped.text or "").strip()
+            yield (name, status, device, message)
+
+
+def reason(message):
+    """The skip message without its file:line prefix and with numbers folded, for grouping."""
+    m = message.splitlines()[0] if message else "(no reason given)"
+    m = re.sub(r"^[^ ]*:\d+\s*", "", m)
+    m = re.sub(r"^Skipped\s*", "", m).strip()
+    return m or "(no reason given)"
+
+
+def main(argv):
+    folders = [a for a in argv if not a.startswith("--")]
+    if not folders:
+        print(__doc__)
+        return 2
+    total = collections.Counter()
+    print("== test summary ==")
+    for folder in folders:
+        counts = collections.Counter()
+        reasons = collections.Counter()
+        failed = []
+        for name, status, device, message in results(folder):
+            if status == "ran":
+                counts[device] += 1
+            elif status == "skipped":
+                counts["skipped"] += 1
+                reasons[reason(message)] += 1
+            else:
+                counts["failed"] += 1
+                failed.append(name)
+        total.update(counts)
+        cache = os.path.join(folder, "CMakeCache.txt")
+        flavour = ""
+        if os.path.exists(cache):
+            text = open(cache, encoding="utf-8", errors="replace").read()
+            cuda = re.search(r"^HALO_CUDA:\w+=(\w+)", text, re.M)
+            san = re.search(r"^HALO_SANITIZE:\w+=(\w+)", text, re.M)
+            flavour = " (HALO_CUDA=%s%s)" % (
+                cuda.group(1) if cuda else "?",
+                ", ASan+UBSan" if san and san.group(1) in ("ON", "1", "TRUE") else "")
+        print("%s%s: %d ran on the CPU, %d on the emulated CUDA device, %d on a GPU; "
+              "%d failed; %d skipped" % (folder, flavour, counts["cpu"], counts["emulated"],
+                                         counts["gpu"], counts["failed"], counts["skipped"]))
+        for r, n in reasons.most_common():
+            print("    skipped %4d: %s" % (n, r[:160]))
+        for name in failed:
+            print("    FAILED: " + name)
+    if len(folders) > 1:
+        print("all: %d ran on the CPU, %d on the emulated CUDA device, %d on a GPU; %d failed; "
+              "%d skipped" % (total["cpu"], total["emulated"], total["gpu"], total["failed"],
+                              total["skipped"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
