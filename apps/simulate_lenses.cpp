@@ -224,9 +224,15 @@ int run(const Options& o) {
       throw std::runtime_error(
           fmt::format("{}: already exists and is not empty; refusing to overwrite it (use --force)",
                       p.string()));
-  if (!out.parent_path().empty() && !fs::is_directory(out.parent_path()))
-    throw std::runtime_error(
-        fmt::format("{}: the folder does not exist", out.parent_path().string()));
+  // Missing parent folders are created, as train_halo --run-dir does.
+  if (!out.parent_path().empty() && !fs::is_directory(out.parent_path())) {
+    std::error_code ec;
+    fs::create_directories(out.parent_path(), ec);
+    if (ec || !fs::is_directory(out.parent_path()))
+      throw std::runtime_error(fmt::format("{}: cannot create the folder ({})",
+                                           out.parent_path().string(),
+                                           ec ? ec.message() : "a file has that name"));
+  }
 
   const Generator gen(o);
   const int size = gen.size();

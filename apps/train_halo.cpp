@@ -2,6 +2,8 @@
 // mass in subhalos (f_sub) from strong-lensing images, with Adam, MSE and early stopping on the
 // validation MSE, and leaves a run folder with metrics, checkpoints, curves and a scatter plot.
 // With no --data it simulates the `model1` preset once into a cache and trains on that.
+#include <omp.h>
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
@@ -72,7 +74,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    if (threads > 0) setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
+    if (threads > 0) {
+      // The OpenMP runtime read OMP_NUM_THREADS when it was loaded, before main: setting the variable
+      // now only reaches child processes, so set this thread's team size too.
+      setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
+      omp_set_num_threads(threads);
+    }
     if (app.count("--device") == 0) cfg.device = cuda::gpu_available() ? "cuda" : "cpu";
     if (cfg.device == "cuda") train::configure_gpu(gpu_kernels, !no_tf32);
     cfg.recipe = train::make_recipe(recipe);
@@ -95,7 +102,7 @@ int main(int argc, char** argv) {
       const bool cpu = cfg.device == "cpu";
       if (!sim_count) sim_count = cpu ? 600 : 20000;
       if (cpu && !epochs) cfg.recipe.epochs = 3;
-      data_path = apps::simulated_dataset(cache_dir, "model1", sim_count, sim_size, 20260101);
+      data_path = apps::simulated_dataset(cache_dir, "model1", sim_count, sim_size, 20260101, !quiet);
     } else if (!fs::exists(data_path)) {
       throw std::invalid_argument("--data " + data_path + ": no such file or folder");
     }
@@ -121,10 +128,13 @@ int main(int argc, char** argv) {
     std::printf("%s after %zu epochs; best validation MSE %.4e at epoch %d\n",
                 r.outcome == train::Outcome::early_stopped ? "early stop" : "done", r.history.size(), r.best_val_mse,
                 r.best_epoch);
-    if (r.test.n)
+    if (r.test.n && r.test_tta.n)
       std::printf("test: MSE %.4e  NRMSE %.4f  R2 %.4f   (8-symmetry average: MSE %.4e, R2 %.4f; predicting the "
                   "mean: MSE %.4e)\n",
                   r.test.mse, r.test.nrmse, r.test.r2, r.test_tta.mse, r.test_tta.r2, r.predict_mean.mse);
+    else if (r.test.n)  // --no-tta: no 8-symmetry numbers to show
+      std::printf("test: MSE %.4e  NRMSE %.4f  R2 %.4f   (predicting the mean: MSE %.4e)\n", r.test.mse,
+                  r.test.nrmse, r.test.r2, r.predict_mean.mse);
     std::printf("run folder: %s (metrics.csv, best.h5, checkpoint.h5, model.json, mse.png, nrmse.png, "
                 "scatter_test.png, test_metrics.json)\n",
                 cfg.run_dir.c_str());

@@ -5,6 +5,8 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -47,6 +49,48 @@ hid_t open_for_read(const std::string& path) {
   return f;
 }
 
+// BatchNorm's num_batches_tracked is an int64 counter, but files written by other tools may hold
+// it as float (PyTorch's load_state_dict copies it into the int64 buffer) or as a narrower or
+// unsigned integer. Any numeric type is read; every value must be a whole number that fits in
+// int64, else the key is named and the file refused.
+Tensor read_counter(hid_t ds, hid_t type, H5T_class_t cls, const Shape& shape, const std::string& path,
+                    const std::string& name) {
+  Tensor t = Tensor::empty(shape, Device::cpu, DType::i64);
+  const std::size_t n = std::size_t(t.numel());
+  if (n == 0) return t;
+  int64_t* out = t.data_i64();
+  auto bad = [&](const std::string& value) {
+    fail(path, "dataset '" + name + "' holds " + value +
+                   ", expected a whole number in int64's range (a count of batches)");
+  };
+  if (cls == H5T_FLOAT) {
+    std::vector<double> v(n);
+    if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
+      fail(path, "dataset '" + name + "': read failed (truncated file?)");
+    for (std::size_t i = 0; i < n; ++i) {
+      // 2^63 is exactly representable; every whole double below it in magnitude fits in int64.
+      if (!std::isfinite(v[i]) || v[i] != std::floor(v[i]) || std::fabs(v[i]) >= 9223372036854775808.0) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.17g", v[i]);
+        bad(buf);
+      }
+      out[i] = static_cast<int64_t>(v[i]);
+    }
+  } else if (H5Tget_sign(type) == H5T_SGN_NONE) {
+    std::vector<unsigned long long> v(n);
+    if (H5Dread(ds, H5T_NATIVE_ULLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
+      fail(path, "dataset '" + name + "': read failed (truncated file?)");
+    for (std::size_t i = 0; i < n; ++i) {
+      if (v[i] > static_cast<unsigned long long>(INT64_MAX)) bad(std::to_string(v[i]));
+      out[i] = static_cast<int64_t>(v[i]);
+    }
+  } else {
+    if (H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+      fail(path, "dataset '" + name + "': read failed (truncated file?)");
+  }
+  return t;
+}
+
 Tensor read_dataset(hid_t file, const std::string& path, const std::string& name) {
   H5Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.ok()) fail(path, "no dataset '" + name + "'");
@@ -59,6 +103,11 @@ Tensor read_dataset(hid_t file, const std::string& path, const std::string& name
   Shape shape(dims.begin(), dims.end());
   const H5T_class_t cls = H5Tget_class(type);
   const std::size_t size = H5Tget_size(type);
+  const std::size_t sep = name.find_last_of("./");  // "layer1.0.bn1.num_batches_tracked", "model/bn1...."
+  if (name.substr(sep == std::string::npos ? 0 : sep + 1) == "num_batches_tracked" &&
+      (cls == H5T_FLOAT || cls == H5T_INTEGER) &&
+      !(cls == H5T_INTEGER && size == 8 && H5Tget_sign(type) == H5T_SGN_2))
+    return read_counter(ds, type, cls, shape, path, name);
   if (cls == H5T_FLOAT && size == 4) {
     Tensor t = Tensor::empty(shape);
     if (t.numel() > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data()) < 0)

@@ -14,7 +14,9 @@ using H5Attributes = std::vector<std::pair<std::string, std::string>>;
 void save_state_dict(const StateDict& sd, const std::string& path, const H5Attributes& attributes = {});
 H5Attributes read_h5_attributes(const std::string& path);
 // Reads every dataset at the root. Errors (missing file, not HDF5, unsupported dtype) throw
-// std::runtime_error naming the file and the key.
+// std::runtime_error naming the file and the key. A `num_batches_tracked` key may be stored in any
+// numeric type (PyTorch files sometimes hold it as float): whole values are read as int64, others
+// are refused naming the key.
 // With `group`, reads the datasets of that group instead (keys without the group prefix), e.g.
 // the "model" and "optimizer" groups of a training checkpoint.
 StateDict load_state_dict_file(const std::string& path, const std::string& group = "");

@@ -1,6 +1,9 @@
 // Simulating a preset into an HDF5 dataset (see simulated_data.h).
 #include "apps/support/simulated_data.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -13,7 +16,11 @@ namespace halo::apps {
 namespace fs = std::filesystem;
 
 void write_simulated_hdf5(const std::string& path, const std::string& preset, int count, int size, uint64_t seed,
-                          int threads) {
+                          int threads, bool progress) {
+  // Redrawn in place on a terminal; in a log (stderr not a terminal) one line at the end instead
+  // of a carriage-return bar.
+  const bool tty = progress && ::isatty(2) != 0;
+  const auto t0 = std::chrono::steady_clock::now();
   data::lens::SimConfig cfg = data::lens::preset_config(preset);
   cfg.size = size;
   data::lens::Simulator sim(cfg);
@@ -29,14 +36,17 @@ void write_simulated_hdf5(const std::string& path, const std::string& preset, in
     sim.simulate_batch(seed, first, n, threads, images);
     for (const data::lens::SimImage& im : images)
       writer.append(im.counts.data(), im.label, data::lens::param_values(im.params));
-    std::fprintf(stderr, "\rsimulating %s: %d / %d images", preset.c_str(), first + n, count);
+    if (tty) std::fprintf(stderr, "\rsimulating %s: %d / %d images", preset.c_str(), first + n, count);
   }
-  std::fprintf(stderr, "\n");
   writer.finish();
+  if (tty) std::fprintf(stderr, "\n");
+  if (progress)
+    std::fprintf(stderr, "simulated %d %s images in %.1f s\n", count, preset.c_str(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 std::string simulated_dataset(const std::string& cache_dir, const std::string& preset, int count, int size,
-                              uint64_t seed) {
+                              uint64_t seed, bool progress) {
   fs::create_directories(cache_dir);
   const fs::path path =
       fs::path(cache_dir) / (preset + "_" + std::to_string(count) + "x" + std::to_string(size) + "_seed" +
@@ -52,7 +62,7 @@ std::string simulated_dataset(const std::string& cache_dir, const std::string& p
     return path.string();
   }
   std::printf("simulating %d %s images of %dx%d into %s\n", count, preset.c_str(), size, size, path.c_str());
-  write_simulated_hdf5(path.string(), preset, count, size, seed);
+  write_simulated_hdf5(path.string(), preset, count, size, seed, 0, progress);
   return path.string();
 }
 

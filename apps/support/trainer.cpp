@@ -365,6 +365,14 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
               mean_val.mse);
   const bool tty = isatty(fileno(stderr));
 
+  // What a diverged run leaves: the best weights so far, or (diverged in the first epoch) none.
+  auto kept_message = [&]() {
+    if (stopper.best_epoch() < 0 || !fs::exists(best_path))
+      return std::string("no epoch finished with a finite validation MSE, so there are no best weights to keep");
+    return fmt::format("the best checkpoint (epoch {}, validation MSE {:.4e}) is kept in {}", stopper.best_epoch() + 1,
+                       stopper.best(), best_path.string());
+  };
+
   res.outcome = Outcome::finished;
   std::size_t batches_this_run = 0;
   for (int epoch = start_epoch; epoch < R.epochs; ++epoch) {
@@ -403,9 +411,8 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
     };
     auto diverge = [&](int ep, std::size_t batch_no) {
       res.outcome = Outcome::diverged;
-      res.message = fmt::format("the training loss became {} at epoch {}, batch {}: stopping; the best "
-                                "checkpoint (epoch {}) is kept in {}",
-                                last_loss, ep + 1, batch_no + 1, stopper.best_epoch() + 1, best_path.string());
+      res.message = fmt::format("the training loss became {} at epoch {}, batch {}: stopping; {}", last_loss, ep + 1,
+                                batch_no + 1, kept_message());
     };
     for (std::size_t b = 0; b < batches; ++b) {
       std::optional<data::Batch> batch = loader.next();
@@ -466,8 +473,8 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
     res.history.push_back(rec);
     if (!std::isfinite(vm.mse)) {
       res.outcome = Outcome::diverged;
-      res.message = fmt::format("the validation MSE is {} after epoch {}: stopping; the best checkpoint is kept",
-                                vm.mse, epoch + 1);
+      res.message =
+          fmt::format("the validation MSE is {} after epoch {}: stopping; {}", vm.mse, epoch + 1, kept_message());
       break;
     }
     const bool improved = stopper.update(epoch, vm.mse);
