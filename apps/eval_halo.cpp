@@ -71,8 +71,8 @@ int main(int argc, char** argv) {
     const data::LabelScaler scaler{label_mean, label_std};
     std::shared_ptr<nn::Module> net = models::make_model(model);
     load_module(*net, weights);
-    if (device.empty()) device = cuda::gpu_available() ? "cuda" : "cpu";
-    if (device == "cuda") train::configure_gpu("cudnn", true);
+    if (device.empty()) device = cuda::gpu_available() && !cuda::emulated_device() ? "cuda" : "cpu";
+    if (device == "cuda") train::configure_gpu(cuda::emulated_device() ? "handwritten" : "cudnn", true);
     net->to(train::parse_device(device));
 
     if (!predict_files.empty()) {

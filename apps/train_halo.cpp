@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   int epochs = 0, batch = 0, patience = 0, sim_count = 0, sim_size = 150, threads = 0;
   double lr = 0, weight_decay = -1;
   bool no_tta = false, quiet = false, no_tf32 = false;
-  std::string gpu_kernels = "cudnn";
+  // The emulated CUDA device (a -DHALO_CUDA=EMULATED build) has only the hand-written kernels.
+  std::string gpu_kernels = cuda::emulated_device() ? "handwritten" : "cudnn";
   app.add_option("--model", cfg.model, "resnet18 | resnet26 | convnext_pico")
       ->check(CLI::IsMember(models::model_names()));
   app.add_option("--data", data_path,
@@ -42,8 +43,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", cfg.device, "cpu | cuda (default: cuda if a GPU is present, else cpu)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--gpu-kernels", gpu_kernels,
-                 "on the GPU: cudnn (cuDNN convolution and batch norm, cuBLAS GEMM) | handwritten (Halo's own "
-                 "CUDA kernels)")
+                 "on the GPU: cudnn (cuDNN convolution and batch norm, cuBLAS GEMM; the default) | handwritten "
+                 "(Halo's own CUDA kernels; the only choice on the emulated device)")
       ->check(CLI::IsMember({"cudnn", "handwritten"}));
   app.add_flag("--no-tf32", no_tf32, "on the GPU: no TF32 tensor cores (default: as PyTorch, TF32 for convolutions)");
   app.add_option("--epochs", epochs, "maximum epochs (recipe's value if omitted)")->check(CLI::PositiveNumber);
@@ -80,8 +81,13 @@ int main(int argc, char** argv) {
       setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
       omp_set_num_threads(threads);
     }
-    if (app.count("--device") == 0) cfg.device = cuda::gpu_available() ? "cuda" : "cpu";
-    if (cfg.device == "cuda") train::configure_gpu(gpu_kernels, !no_tf32);
+    // The default is a real GPU; the emulated device is used only when asked for.
+    if (app.count("--device") == 0)
+      cfg.device = cuda::gpu_available() && !cuda::emulated_device() ? "cuda" : "cpu";
+    if (cfg.device == "cuda") {
+      train::parse_device(cfg.device);  // no usable GPU: say so before simulating any data
+      train::configure_gpu(gpu_kernels, !no_tf32);
+    }
     cfg.recipe = train::make_recipe(recipe);
     if (epochs) cfg.recipe.epochs = epochs;
     if (batch) cfg.recipe.batch_size = batch;
@@ -98,8 +104,9 @@ int main(int argc, char** argv) {
 
     if (data_path.empty()) {
       // The quick default: a small simulated set and few epochs on a CPU (a few minutes on a
-      // laptop); on a GPU the full 20,000-image set of the original task.
-      const bool cpu = cfg.device == "cpu";
+      // laptop, and on the emulated CUDA device); on a GPU the full 20,000-image set of the
+      // original task.
+      const bool cpu = cfg.device == "cpu" || cuda::emulated_device();
       if (!sim_count) sim_count = cpu ? 600 : 20000;
       if (cpu && !epochs) cfg.recipe.epochs = 3;
       data_path = apps::simulated_dataset(cache_dir, "model1", sim_count, sim_size, 20260101, !quiet);

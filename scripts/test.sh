@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 bash scripts/build.sh
 status=0
+# ctest runs nproc tests at once: OpenMP threads that spin while waiting would steal the cores.
+export OMP_WAIT_POLICY=passive
 rm -rf build/test-results
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 900) || status=1
 

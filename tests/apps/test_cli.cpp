@@ -1,5 +1,5 @@
-// train_halo and eval_halo as a user runs them: bad input gives a clear message and a non-zero exit,
-// and a tiny simulated run leaves a run folder that eval_halo can read.
+// train_halo and eval_halo as a user runs them: bad input gives a clear message and a non-zero
+// exit, and a tiny simulated run leaves a run folder that eval_halo can read.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,7 +29,9 @@ CmdResult run(const std::string& cmd) {
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
 }
-std::string app(const std::string& name) { return std::string(HALO_BINARY_DIR) + "/apps/" + name; }
+std::string app(const std::string& name) {
+  return std::string(HALO_BINARY_DIR) + "/apps/" + name;
+}
 
 class Cli : public ::testing::Test {
  protected:
@@ -56,7 +58,8 @@ TEST_F(Cli, UnknownModelOrFlagIsRefused) {
 }
 
 TEST_F(Cli, MissingDataIsRefused) {
-  CmdResult r = run(app("train_halo") + " --data " + (dir_ / "nope").string() + " --run-dir " + (dir_ / "r0").string());
+  CmdResult r = run(app("train_halo") + " --data " + (dir_ / "nope").string() + " --run-dir " +
+                    (dir_ / "r0").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("no such file or folder"), std::string::npos) << r.output;
 }
@@ -64,7 +67,7 @@ TEST_F(Cli, MissingDataIsRefused) {
 TEST_F(Cli, TrainThenEvaluateAndRefuseBadCheckpoints) {
   const std::string rd = (dir_ / "run").string();
   CmdResult r = run(app("train_halo") + " --data " + data_ + " --run-dir " + rd +
-              " --epochs 1 --batch-size 8 --quiet --no-tta --device cpu");
+                    " --epochs 1 --batch-size 8 --quiet --no-tta --device cpu");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("val MSE"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(fs::path(rd) / "best.h5"));
@@ -83,11 +86,12 @@ TEST_F(Cli, TrainThenEvaluateAndRefuseBadCheckpoints) {
   // A corrupt checkpoint.
   const std::string bad = (dir_ / "corrupt.h5").string();
   std::ofstream(bad) << "not a checkpoint";
-  r = run(app("eval_halo") + " --weights " + bad + " --model resnet18 --label-mean 0.04 --label-std 0.01 --data " +
-          data_);
+  r = run(app("eval_halo") + " --weights " + bad +
+          " --model resnet18 --label-mean 0.04 --label-std 0.01 --data " + data_);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("not an HDF5 file"), std::string::npos) << r.output;
-  r = run(app("train_halo") + " --data " + data_ + " --init " + bad + " --run-dir " + (dir_ / "r2").string());
+  r = run(app("train_halo") + " --data " + data_ + " --init " + bad + " --run-dir " +
+          (dir_ / "r2").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find(bad), std::string::npos) << r.output;
   // Images of another size than the model was trained on.
@@ -101,17 +105,28 @@ TEST_F(Cli, TrainThenEvaluateAndRefuseBadCheckpoints) {
 TEST_F(Cli, TooSmallImagesAreRefused) {
   const std::string small = (dir_ / "small.h5").string();
   halo::apps::write_simulated_hdf5(small, "model1", 20, 16, 3, 1);
-  CmdResult r = run(app("train_halo") + " --data " + small + " --run-dir " + (dir_ / "r3").string());
+  CmdResult r =
+      run(app("train_halo") + " --data " + small + " --run-dir " + (dir_ / "r3").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("at least 32x32"), std::string::npos) << r.output;
 }
 
 // --device cuda: without a usable GPU a clear refusal naming the reason; with one, a whole tiny run
-// on the GPU (training, validation, test metrics) that eval_halo then reads on the GPU too.
+// on the GPU (training, validation, test metrics) that eval_halo then reads on the GPU too. On the
+// emulated CUDA device the same run with the hand-written kernels, and a plain refusal of cuDNN.
 TEST_F(Cli, DeviceCudaTrainsOnAGpuOrSaysWhyNot) {
   const std::string rd = (dir_ / "run_cuda").string();
-  const std::string cmd = app("train_halo") + " --data " + data_ + " --run-dir " + rd +
-                          " --epochs 2 --batch-size 8 --quiet --device cuda";
+  const bool emulated = halo::cuda::emulated_device();
+  // The emulated device runs every GPU thread as a fiber: a few steps on 12 images there.
+  std::string data = data_;
+  if (emulated) {
+    data = (dir_ / "tiny12.h5").string();
+    halo::apps::write_simulated_hdf5(data, "model1", 12, 32, 1, 2);
+  }
+  const std::string cmd =
+      app("train_halo") + " --data " + data + " --run-dir " + rd +
+      (emulated ? " --epochs 1 --batch-size 4 --no-tta" : " --epochs 2 --batch-size 8") +
+      " --quiet --device cuda";
   std::string why;
   if (!halo::cuda::gpu_available(&why)) {
     CmdResult r = run(cmd);
@@ -120,15 +135,25 @@ TEST_F(Cli, DeviceCudaTrainsOnAGpuOrSaysWhyNot) {
     EXPECT_FALSE(fs::exists(fs::path(rd) / "checkpoint.h5"));
     return;
   }
-  for (const char* kernels : {"cudnn", "handwritten"}) {
+  RecordProperty("device", emulated ? "emulated" : "gpu");
+  if (emulated) {
+    CmdResult r = run(cmd + " --gpu-kernels cudnn");
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.output.find("need a real GPU"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(fs::path(rd) / "checkpoint.h5"));
+  }
+  std::vector<std::string> kernel_sets = {"handwritten"};
+  if (!emulated) kernel_sets.insert(kernel_sets.begin(), "cudnn");
+  for (const std::string& kernels : kernel_sets) {
     SCOPED_TRACE(kernels);
     fs::remove_all(rd);
     CmdResult r = run(cmd + " --gpu-kernels " + kernels);
     ASSERT_EQ(r.code, 0) << r.output;
     EXPECT_NE(r.output.find("val MSE"), std::string::npos) << r.output;
     EXPECT_TRUE(fs::exists(fs::path(rd) / "test_metrics.json"));
-    r = run(app("eval_halo") + " --weights " + rd + "/best.h5 --data " + data_ + " --device cuda");
+    r = run(app("eval_halo") + " --weights " + rd + "/best.h5 --data " + data + " --device cuda");
     EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("MSE"), std::string::npos) << r.output;
   }
 }
 
@@ -138,8 +163,9 @@ TEST_F(Cli, CompareRunsTablesFinishedAndUnfinishedRuns) {
   const fs::path a = dir_ / "cmp" / "resnet18_default", b = dir_ / "cmp" / "convnext_pico_seed";
   fs::create_directories(a);
   fs::create_directories(b);
-  std::ofstream(a / "metrics.csv") << "epoch,train_mse,val_mse,val_nrmse,val_r2,lr,seconds\n"
-                                      "1,2.0e-04,1.9e-04,0.33,0.03,1.0e-03,10\n2,1.5e-04,1.2e-04,0.26,0.39,5.0e-04,10\n";
+  std::ofstream(a / "metrics.csv")
+      << "epoch,train_mse,val_mse,val_nrmse,val_r2,lr,seconds\n"
+         "1,2.0e-04,1.9e-04,0.33,0.03,1.0e-03,10\n2,1.5e-04,1.2e-04,0.26,0.39,5.0e-04,10\n";
   std::ofstream(a / "test_metrics.json")
       << R"({"model": "resnet18", "recipe": "default", "epochs_run": 2, "best_epoch": 2,
              "test": {"mse": 1.18e-4, "nrmse": 0.26, "r2": 0.39},
@@ -148,14 +174,17 @@ TEST_F(Cli, CompareRunsTablesFinishedAndUnfinishedRuns) {
   std::ofstream(b / "metrics.csv") << "epoch,train_mse,val_mse,val_nrmse,val_r2,lr,seconds\n"
                                       "1,2.1e-04,2.0e-04,0.34,-0.01,1.0e-06,10\n";
   const fs::path out = dir_ / "cmp_out";
-  CmdResult r = run(app("compare_runs") + " " + a.string() + " " + b.string() + " --out " + out.string());
+  CmdResult r =
+      run(app("compare_runs") + " " + a.string() + " " + b.string() + " --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* f : {"val_mse.png", "val_nrmse.png", "results.md", "results.csv"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   std::ifstream md(out / "results.md");
   const std::string table((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
-  EXPECT_NE(table.find("| predict the mean | | | | 1.930e-04 | 0.330 |"), std::string::npos) << table;
-  EXPECT_NE(table.find("| resnet18_default | resnet18 | default | 2 (2) | 1.180e-04 | 0.260 | 0.39 | 9.100e-05 | 0.53 |"),
+  EXPECT_NE(table.find("| predict the mean | | | | 1.930e-04 | 0.330 |"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("| resnet18_default | resnet18 | default | 2 (2) | 1.180e-04 | 0.260 | 0.39 "
+                       "| 9.100e-05 | 0.53 |"),
             std::string::npos)
       << table;
   EXPECT_NE(table.find("| convnext_pico_seed | | | 1 (not finished)"), std::string::npos) << table;
