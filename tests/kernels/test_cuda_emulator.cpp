@@ -243,13 +243,12 @@ TEST_F(CudaEmulator, CopiesPastAnAllocationAreRefused) {
 TEST_F(CudaEmulator, ReadPastAnAllocationIsCaughtBySanitizer) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-      {
-        Buffer x(std::vector<float>(10, 1.f)), out(1);
-        HALO_LAUNCH(1, 1, nullptr, read_past_end)(x.p, 10, out.p);
-        cudaDeviceSynchronize();
-      },
-      "heap-buffer-overflow");
+  const auto read_one_past_the_end = [] {
+    Buffer x(std::vector<float>(10, 1.f)), out(1);
+    HALO_LAUNCH(1, 1, nullptr, read_past_end)(x.p, 10, out.p);
+    cudaDeviceSynchronize();
+  };
+  EXPECT_DEATH(read_one_past_the_end(), "heap-buffer-overflow");
 #else
   GTEST_SKIP() << "a read past a device allocation is caught by AddressSanitizer: run the "
                   "sanitizer build (-DHALO_CUDA=EMULATED -DHALO_SANITIZE=ON)";
