@@ -81,7 +81,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int stride, 
     throw std::invalid_argument("conv2d: weight " + to_string(w.shape()) + " expects " +
                                 std::to_string(w.size(1) * groups) + " input channels, input is " +
                                 x.str());
-  if (bias.defined()) check_shape(bias, {w.size(0)}, "conv2d bias");
+  if (bias.defined()) {
+    check_shape(bias, {w.size(0)}, "conv2d bias");
+    require_f32(bias, "conv2d", "bias");
+  }
   const Device dev = common_device({&x, &w, &bias}, "conv2d");
   const kernels::Conv2dShape s = conv_shape(x, w, stride, padding, groups);
   if (s.h + 2 * padding < s.kh || s.w + 2 * padding < s.kw)

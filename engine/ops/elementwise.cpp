@@ -115,6 +115,9 @@ Tensor mul_channel(const Tensor& x, const Tensor& s) {
   if (x.dim() < 2 || x.size(1) != s.size(0))
     throw std::invalid_argument("mul_channel: x must be [N, C, ...] with C = " +
                                 std::to_string(s.size(0)) + ", got " + x.str());
+  // The kernels take x as [outer, c, inner] blocks, each size >= 1 (inner is numel / (outer c)).
+  if (x.numel() == 0)
+    throw std::invalid_argument("mul_channel: x must have no zero-size dimension, got " + x.str());
   const Device dev = common_device({&x, &s}, "mul_channel");
   const int outer = static_cast<int>(x.size(0)), c = static_cast<int>(x.size(1));
   const int inner = static_cast<int>(x.numel() / (int64_t(outer) * c));

@@ -36,7 +36,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   if (w.size(1) != x.size(1))
     throw std::invalid_argument("linear: weight " + to_string(w.shape()) + " expects " +
                                 std::to_string(w.size(1)) + " input features, input is " + x.str());
-  if (bias.defined()) check_shape(bias, {w.size(0)}, "linear bias");
+  if (bias.defined()) {
+    check_shape(bias, {w.size(0)}, "linear bias");
+    require_f32(bias, "linear", "bias");
+  }
   const Device dev = common_device({&x, &w, &bias}, "linear");
   kernels::LinearShape s{static_cast<int>(x.size(0)), static_cast<int>(x.size(1)),
                          static_cast<int>(w.size(0))};

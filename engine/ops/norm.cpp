@@ -73,6 +73,10 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   check_shape(beta, {c}, "batch_norm2d bias");
   check_shape(running_mean, {c}, "batch_norm2d running_mean");
   check_shape(running_var, {c}, "batch_norm2d running_var");
+  require_f32(gamma, "batch_norm2d", "weight");
+  require_f32(beta, "batch_norm2d", "bias");
+  require_f32(running_mean, "batch_norm2d", "running_mean");
+  require_f32(running_var, "batch_norm2d", "running_var");
   const Device dev =
       common_device({&x, &gamma, &beta, &running_mean, &running_var}, "batch_norm2d");
   const kernels::NormShape s = norm_shape(x);
@@ -129,6 +133,8 @@ Tensor layer_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, fl
   const int64_t c = x.size(1);
   check_shape(gamma, {c}, "layer_norm2d weight");
   check_shape(beta, {c}, "layer_norm2d bias");
+  require_f32(gamma, "layer_norm2d", "weight");
+  require_f32(beta, "layer_norm2d", "bias");
   const Device dev = common_device({&x, &gamma, &beta}, "layer_norm2d");
   const kernels::NormShape s = norm_shape(x);
   Tensor y = Tensor::empty(x.shape(), dev);

@@ -42,6 +42,10 @@ struct GlobalAvgPoolBackward : Node {
 
 Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
   require_dim(x, 4, "max_pool2d", "input x [N, C, H, W]");
+  // An empty plane leaves every window in the padding: the maximum would be -inf and its argmax
+  // a pixel that does not exist, which backward would write to.
+  if (x.size(2) < 1 || x.size(3) < 1)
+    throw std::invalid_argument("max_pool2d: input x must have H, W >= 1, got " + x.str());
   if (kernel < 1 || stride < 1 || padding < 0 || 2 * padding > kernel)
     throw std::invalid_argument(
         "max_pool2d: need kernel >= 1, stride >= 1, 0 <= padding <= kernel/2");
@@ -75,6 +79,8 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
 
 Tensor global_avg_pool2d(const Tensor& x) {
   require_dim(x, 4, "global_avg_pool2d", "input x [N, C, H, W]");
+  if (x.size(2) < 1 || x.size(3) < 1)  // the mean over no pixels would be 0/0
+    throw std::invalid_argument("global_avg_pool2d: input x must have H, W >= 1, got " + x.str());
   const int n = static_cast<int>(x.size(0)), c = static_cast<int>(x.size(1));
   const int h = static_cast<int>(x.size(2)), w = static_cast<int>(x.size(3));
   Tensor y = Tensor::empty({n, c, 1, 1}, x.device());
