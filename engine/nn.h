@@ -16,7 +16,10 @@ class StateDict {
  public:
   void set(const std::string& key, const Tensor& t);  // replaces or appends
   bool contains(const std::string& key) const;
-  const Tensor& at(const std::string& key) const;     // throws std::out_of_range naming the key
+  const Tensor& at(const std::string& key) const&;  // throws std::out_of_range naming the key
+  // On a temporary (`const Tensor& w = model.state_dict().at(k)`) a handle to the same storage,
+  // so the reference does not outlive the dict (AddressSanitizer caught a test doing that).
+  Tensor at(const std::string& key) && { return static_cast<const StateDict&>(*this).at(key); }
   const std::vector<std::pair<std::string, Tensor>>& items() const& { return items_; }
   // On a temporary (`for (auto& kv : model.state_dict().items())`) return by value, so the
   // range-for does not iterate a destroyed vector.

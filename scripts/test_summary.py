@@ -18,7 +18,9 @@ import xml.etree.ElementTree as ET
 
 def results(folder):
     """Yields (name, status, device, skip_message) for every test case in the folder's XMLs."""
-    for path in sorted(glob.glob(os.path.join(folder, "test-results", "*.xml"))):
+    # Parametrised test names contain '/', so their files lie in sub-folders.
+    for path in sorted(glob.glob(os.path.join(folder, "test-results", "**", "*.xml"),
+                                 recursive=True)):
         try:
             root = ET.parse(path).getroot()
         except ET.ParseError:
@@ -46,11 +48,10 @@ def results(folder):
 
 
 def reason(message):
-    """The skip message without its file:line prefix and with numbers folded, for grouping."""
-    m = message.splitlines()[0] if message else "(no reason given)"
-    m = re.sub(r"^[^ ]*:\d+\s*", "", m)
-    m = re.sub(r"^Skipped\s*", "", m).strip()
-    return m or "(no reason given)"
+    """The skip message's first line after GoogleTest's "file:line" line, for grouping."""
+    lines = [l.strip() for l in message.splitlines() if l.strip()]
+    lines = [l for l in lines if not re.match(r"^\S+:\d+$", l) and l != "Skipped"]
+    return lines[0] if lines else "(no reason given)"
 
 
 def main(argv):

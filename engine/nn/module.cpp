@@ -23,7 +23,7 @@ bool StateDict::contains(const std::string& key) const {
     if (k == key) return true;
   return false;
 }
-const Tensor& StateDict::at(const std::string& key) const {
+const Tensor& StateDict::at(const std::string& key) const& {
   for (const auto& [k, v] : items_)
     if (k == key) return v;
   throw std::out_of_range("state dict has no key '" + key + "'");

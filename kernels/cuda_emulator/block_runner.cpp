@@ -45,7 +45,7 @@
 
 namespace halo::cuda_emulator {
 
-thread_local const ThreadCoords* t_coords = nullptr;
+__thread const ThreadCoords* t_coords = nullptr;
 
 namespace ctx = boost::context;
 

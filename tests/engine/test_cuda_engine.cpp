@@ -57,7 +57,8 @@ using halo::Tensor;
 TEST(CudaEngineNoGpu, DeviceTensorWithoutGpuThrowsClearly) {
   std::string why;
   if (halo::cuda::gpu_available(&why))
-    GTEST_SKIP() << "a GPU is present; this checks the no-GPU message";
+    GTEST_SKIP() << "a CUDA device (a GPU or the emulated one) is present; this checks the no-GPU "
+                    "message";
   try {
     Tensor t = Tensor::empty({4}, Device::cuda);
     ADD_FAILURE() << "allocating a CUDA tensor without a GPU did not throw";

@@ -97,8 +97,11 @@ TEST(StateDictH5, RoundTripRestoresEveryValue) {
   nn::manual_seed(99);
   Net b;
   load_module(b, path);
-  for (const auto& [k, t] : a.state_dict().items()) {
-    const Tensor& u = b.state_dict().at(k);
+  // Both dicts held in locals: iterating a temporary's items() (or keeping a reference from a
+  // temporary's at()) reads freed memory, which AddressSanitizer caught here.
+  const StateDict sa = a.state_dict(), sb = b.state_dict();
+  for (const auto& [k, t] : sa.items()) {
+    const Tensor& u = sb.at(k);
     ASSERT_EQ(u.dtype(), t.dtype()) << k;
     if (t.dtype() == DType::i64)
       EXPECT_EQ(u.data_i64()[0], t.data_i64()[0]) << k;

@@ -197,7 +197,10 @@ struct ThreadCoords {
   dim3 block_dim;
   dim3 grid_dim;
 };
-extern thread_local const ThreadCoords* t_coords;
+// GNU __thread rather than thread_local: a pointer needs no dynamic initialisation, and without
+// C++'s TLS wrapper GCC 12's UBSan null check does not misfire on it (it took the wrapper's
+// "no initialiser" test for a null address).
+extern __thread const ThreadCoords* t_coords;
 
 // __syncthreads(): suspends this thread's fiber until every thread of the block has reached the
 // same barrier; barrier divergence is reported as a launch failure naming kernel and block.
