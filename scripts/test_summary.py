@@ -17,14 +17,15 @@ import xml.etree.ElementTree as ET
 
 
 def results(folder):
-    """Yields (name, status, device, skip_message) for every test case in the folder's XMLs."""
+    """Yields (name, status, device, skip_message, seconds) for every test case in the folder's
+    XMLs."""
     # Parametrised test names contain '/', so their files lie in sub-folders.
     for path in sorted(glob.glob(os.path.join(folder, "test-results", "**", "*.xml"),
                                  recursive=True)):
         try:
             root = ET.parse(path).getroot()
         except ET.ParseError:
-            yield (os.path.basename(path), "unreadable", "cpu", "")
+            yield (os.path.basename(path), "unreadable", "cpu", "", 0.0)
             continue
         for case in root.iter("testcase"):
             name = case.get("classname", "") + "." + case.get("name", "")
@@ -44,7 +45,11 @@ def results(folder):
             skipped = case.find("skipped")
             if skipped is not None:
                 message = (skipped.get("message") or skipped.text or "").strip()
-            yield (name, status, device, message)
+            try:
+                seconds = float(case.get("time", "0"))
+            except ValueError:
+                seconds = 0.0
+            yield (name, status, device, message, seconds)
 
 
 def reason(message):
@@ -63,9 +68,11 @@ def main(argv):
     print("== test summary ==")
     for folder in folders:
         counts = collections.Counter()
+        seconds = collections.Counter()
         reasons = collections.Counter()
         failed = []
-        for name, status, device, message in results(folder):
+        for name, status, device, message, secs in results(folder):
+            seconds[device] += secs
             if status == "ran":
                 counts[device] += 1
             elif status == "skipped":
@@ -84,9 +91,11 @@ def main(argv):
             flavour = " (HALO_CUDA=%s%s)" % (
                 cuda.group(1) if cuda else "?",
                 ", ASan+UBSan" if san and san.group(1) in ("ON", "1", "TRUE") else "")
-        print("%s%s: %d ran on the CPU, %d on the emulated CUDA device, %d on a GPU; "
-              "%d failed; %d skipped" % (folder, flavour, counts["cpu"], counts["emulated"],
-                                         counts["gpu"], counts["failed"], counts["skipped"]))
+        print("%s%s: %d ran on the CPU (%.0f s), %d on the emulated CUDA device (%.0f s), %d on a "
+              "GPU (%.0f s); %d failed; %d skipped" % (
+                  folder, flavour, counts["cpu"], seconds["cpu"], counts["emulated"],
+                  seconds["emulated"], counts["gpu"], seconds["gpu"], counts["failed"],
+                  counts["skipped"]))
         for r, n in reasons.most_common():
             print("    skipped %4d: %s" % (n, r[:160]))
         for name in failed:
