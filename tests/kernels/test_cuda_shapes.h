@@ -270,6 +270,12 @@ inline std::vector<ConvCase> odd_conv_cases() {
     v.push_back({"odd", r.name, s, bias, 1});
     bias = !bias;
   }
+  // Several images of few channels: the depthwise weight gradient splits the batch over blocks
+  // and sums the splits (a launcher branch no model shape reaches at batch 2 on a small device).
+  kernels::Conv2dShape s;
+  s.n = 5, s.c_in = 3, s.h = 9, s.w = 9, s.c_out = 3, s.kh = 7, s.kw = 7;
+  s.stride = 1, s.pad = 3, s.groups = 3;
+  v.push_back({"odd", "dw_n5_c3_h9_k7", s, true, 1});
   return v;
 }
 
@@ -289,6 +295,8 @@ inline std::vector<NormCase> odd_norm_cases() {
   kernels::NormShape s;
   s.n = 3, s.c = 7, s.hw = 37;  // several images: the per-channel index wraps across images
   v.push_back({"odd", "n3_c7_hw37", s, 1});
+  s.n = 2, s.c = 3, s.hw = 37 * 37;  // 2738 values per channel: split over 2 blocks per channel
+  v.push_back({"odd", "n2_c3_h37", s, 1});
   return v;
 }
 
