@@ -11,26 +11,15 @@
 
 #include "apps/support/simulated_data.h"
 #include "engine/cuda_memory.h"
+#include "tests/apps/cli_util.h"
 
 namespace fs = std::filesystem;
 
 namespace {
-struct CmdResult {
-  int code;
-  std::string output;
-};
-// Runs a shell command, capturing stdout and stderr.
+using halo::test::app;
+using halo::test::CmdResult;
 CmdResult run(const std::string& cmd) {
-  CmdResult r{0, ""};
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  while (p && fgets(buf.data(), buf.size(), p)) r.output += buf.data();
-  const int st = p ? pclose(p) : -1;
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-std::string app(const std::string& name) {
-  return std::string(HALO_BINARY_DIR) + "/apps/" + name;
+  return halo::test::run_cmd(cmd);
 }
 
 class Cli : public ::testing::Test {

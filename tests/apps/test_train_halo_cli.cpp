@@ -77,6 +77,23 @@ std::vector<double> predictions(nn::Module& model, const data::Dataset& ds,
   return out;
 }
 
+// A float32 HDF5 copy of the 32x32 data set `clean` at `path`, with pixel `pixel` set to NaN in
+// every image i for which poison(i) holds.
+template <class Poison>
+void write_with_nan_pixel(const data::Dataset& clean, const std::string& path, Poison poison,
+                          std::size_t pixel) {
+  data::Hdf5WriteOptions wo;
+  wo.image_dtype = data::DType::Float32;
+  data::Hdf5DatasetWriter w(path, 32, 32, {}, nlohmann::json::object(), wo);
+  std::vector<float> px(clean.pixels());
+  for (std::size_t i = 0; i < clean.size(); ++i) {
+    clean.read_image(i, px.data());
+    if (poison(i)) px[pixel] = NAN;
+    w.append(px.data(), clean.label(i));
+  }
+  w.finish();
+}
+
 class TrainHaloCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -114,18 +131,8 @@ TEST_F(TrainHaloCli, NanLossStopsSaysSoAndKeepsTheBestCheckpoint) {
   ASSERT_NE(victim, SIZE_MAX) << "the first batches of epochs 1 and 2 hold the same images";
 
   const std::string poisoned = dir / "poisoned.h5";
-  {
-    data::Hdf5WriteOptions wo;
-    wo.image_dtype = data::DType::Float32;
-    data::Hdf5DatasetWriter w(poisoned, 32, 32, {}, nlohmann::json::object(), wo);
-    std::vector<float> px(clean->pixels());
-    for (std::size_t i = 0; i < clean->size(); ++i) {
-      clean->read_image(i, px.data());
-      if (i == victim) px[17] = NAN;
-      w.append(px.data(), clean->label(i));
-    }
-    w.finish();
-  }
+  write_with_nan_pixel(
+      *clean, poisoned, [&](std::size_t i) { return i == victim; }, 17);
   const std::string rd = dir / "run";
   CmdResult r = run_cmd(train_halo("--data " + poisoned + " --run-dir " + rd +
                                    " --epochs 3 --batch-size 4 --max-batches 1 --seed 0"));
@@ -160,18 +167,8 @@ TEST_F(TrainHaloCli, NanLossInTheFirstEpochSaysThereAreNoBestWeights) {
   TempDir dir("halo_nan1");
   auto clean = data::open_dataset(data_);
   const std::string poisoned = dir / "poisoned.h5";
-  {
-    data::Hdf5WriteOptions wo;
-    wo.image_dtype = data::DType::Float32;
-    data::Hdf5DatasetWriter w(poisoned, 32, 32, {}, nlohmann::json::object(), wo);
-    std::vector<float> px(clean->pixels());
-    for (std::size_t i = 0; i < clean->size(); ++i) {
-      clean->read_image(i, px.data());
-      px[40] = NAN;  // every image
-      w.append(px.data(), clean->label(i));
-    }
-    w.finish();
-  }
+  write_with_nan_pixel(
+      *clean, poisoned, [](std::size_t) { return true; }, 40);  // every image
   const std::string rd = dir / "run";
   CmdResult r =
       run_cmd(train_halo("--data " + poisoned + " --run-dir " + rd + " --epochs 2 --batch-size 4"));
