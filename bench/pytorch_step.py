@@ -444,7 +444,9 @@ def profile_tables(report, model, halo_rows, halo_fwd, halo_step, torch_prof, ba
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    p.add_argument("--batch", type=int, default=16, help="training-step batch (16)")
+    p.add_argument("--batch", type=int, default=16,
+                   help="PyTorch's training-step batch and model_tool's (16); bench_models' is "
+                   "its own, printed where it differs")
     p.add_argument("--eval-batch", type=int, default=64,
                    help="PyTorch's eval-forward batch (64); Halo's is bench_models' own")
     p.add_argument("--size", type=int, default=150)
@@ -544,6 +546,11 @@ def main():
                 ratios[name] = max(ratios.get(name, 0.0), ratio(h, t))
         rows.append(row)
     report.table(header, rows)
+    step_batches = sorted({r["batch"] for (kind, _, _), r in halo.items() if kind == step_kind})
+    if step_batches and step_batches != [args.batch]:
+        # --batch sets PyTorch's batch (and model_tool's); bench_models' batch is compiled in.
+        report.text(f"\nHalo's {step_kind} runs batch {'/'.join(map(str, step_batches))}, "
+                    f"PyTorch {args.batch}: compared per image.")
     utils = [r["cpu_util"] for (kind, _, _), r in halo.items()
              if kind == step_kind and r.get("cpu_util")]
     report.text(f"\nCPU use during the timed steps, cores busy (about {args.threads} when the "
