@@ -1,10 +1,11 @@
 // CPU reference for the dense kernels of kernels/blas.h: a row-major GEMM on Eigen (which blocks
 // for the cache and uses OpenMP itself) and the linear layer y = x W^T + b built on it.
+#include "kernels/cpu/variant.h"
 #include "kernels/blas.h"
 
 #include <Eigen/Core>
 
-namespace halo::kernels::cpu {
+namespace halo::kernels::cpu::HALO_CPU_VARIANT {
 namespace {
 
 template <class T>
@@ -80,4 +81,4 @@ HALO_INSTANTIATE_BLAS(float)
 HALO_INSTANTIATE_BLAS(double)
 #undef HALO_INSTANTIATE_BLAS
 
-}  // namespace halo::kernels::cpu
+}  // namespace halo::kernels::cpu::HALO_CPU_VARIANT

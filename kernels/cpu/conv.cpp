@@ -2,6 +2,7 @@
 // grouped convolutions, a plain GEMM for 1x1 stride-1 convolutions, and a direct OpenMP loop for
 // depthwise convolutions (ConvNeXt's 7x7). The maths is in kernels/conv.h; the loops that define it
 // are in conv_reference.cpp.
+#include "kernels/cpu/variant.h"
 #include "kernels/conv.h"
 
 #include <omp.h>
@@ -13,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace halo::kernels::cpu {
+namespace halo::kernels::cpu::HALO_CPU_VARIANT {
 namespace {
 
 template <class T>
@@ -645,4 +646,4 @@ HALO_INSTANTIATE_CONV(float)
 HALO_INSTANTIATE_CONV(double)
 #undef HALO_INSTANTIATE_CONV
 
-}  // namespace halo::kernels::cpu
+}  // namespace halo::kernels::cpu::HALO_CPU_VARIANT

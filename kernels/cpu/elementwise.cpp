@@ -1,8 +1,9 @@
 // CPU reference for the elementwise kernels of kernels/elementwise.h: fill, add, axpy, scale, mul
 // and the per-channel multiply of ConvNeXt's layer scale. All are memory-bound streaming loops.
+#include "kernels/cpu/variant.h"
 #include "kernels/elementwise.h"
 
-namespace halo::kernels::cpu {
+namespace halo::kernels::cpu::HALO_CPU_VARIANT {
 namespace {
 // Below this many elements a parallel region costs more than it saves.
 constexpr std::size_t kParallelMin = 1 << 15;
@@ -88,4 +89,4 @@ HALO_INSTANTIATE_ELEMENTWISE(float)
 HALO_INSTANTIATE_ELEMENTWISE(double)
 #undef HALO_INSTANTIATE_ELEMENTWISE
 
-}  // namespace halo::kernels::cpu
+}  // namespace halo::kernels::cpu::HALO_CPU_VARIANT

@@ -1,7 +1,8 @@
 // CPU reference for the mean-squared-error loss of kernels/loss.h, forward and backward.
+#include "kernels/cpu/variant.h"
 #include "kernels/loss.h"
 
-namespace halo::kernels::cpu {
+namespace halo::kernels::cpu::HALO_CPU_VARIANT {
 namespace {
 // Below this many elements a parallel region costs more than it saves.
 constexpr std::size_t kParallelMin = 1 << 15;
@@ -35,4 +36,4 @@ HALO_INSTANTIATE_LOSS(float)
 HALO_INSTANTIATE_LOSS(double)
 #undef HALO_INSTANTIATE_LOSS
 
-}  // namespace halo::kernels::cpu
+}  // namespace halo::kernels::cpu::HALO_CPU_VARIANT

@@ -1,13 +1,14 @@
 // CPU reference for batch norm and channel layer norm (kernels/norm.h), forward and backward.
 // Statistics are accumulated in double (also for float data) with two passes over the data, so
 // that var = mean((x - mean)^2) never suffers the cancellation of E[x^2] - E[x]^2.
+#include "kernels/cpu/variant.h"
 #include "kernels/norm.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-namespace halo::kernels::cpu {
+namespace halo::kernels::cpu::HALO_CPU_VARIANT {
 namespace {
 
 using Acc = double;  // accumulator type for every reduction in this file
@@ -279,4 +280,4 @@ HALO_INSTANTIATE_NORM(float)
 HALO_INSTANTIATE_NORM(double)
 #undef HALO_INSTANTIATE_NORM
 
-}  // namespace halo::kernels::cpu
+}  // namespace halo::kernels::cpu::HALO_CPU_VARIANT

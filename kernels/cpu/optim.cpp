@@ -1,10 +1,11 @@
 // CPU reference for the Adam / AdamW step of kernels/optim.h, following PyTorch's single-tensor
 // (non-foreach, non-fused, non-amsgrad) implementation operation by operation.
+#include "kernels/cpu/variant.h"
 #include "kernels/optim.h"
 
 #include <cmath>
 
-namespace halo::kernels::cpu {
+namespace halo::kernels::cpu::HALO_CPU_VARIANT {
 namespace {
 // Below this many elements a parallel region costs more than it saves.
 constexpr std::size_t kParallelMin = 1 << 15;
@@ -46,4 +47,4 @@ template void adam_step<float>(std::size_t, const AdamConfig&, long long, float*
 template void adam_step<double>(std::size_t, const AdamConfig&, long long, double*, const double*,
                                 double*, double*);
 
-}  // namespace halo::kernels::cpu
+}  // namespace halo::kernels::cpu::HALO_CPU_VARIANT

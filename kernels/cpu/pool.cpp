@@ -1,13 +1,14 @@
 // CPU reference for the pooling kernels of kernels/pool.h: max pooling with argmax (ResNet's stem)
 // and global average pooling (every model's head). Planes (n, c) are independent and run in
 // parallel.
+#include "kernels/cpu/variant.h"
 #include "kernels/pool.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-namespace halo::kernels::cpu {
+namespace halo::kernels::cpu::HALO_CPU_VARIANT {
 namespace {
 // Below this many elements a parallel region costs more than it saves.
 constexpr long long kParallelMin = 1 << 15;
@@ -100,4 +101,4 @@ HALO_INSTANTIATE_POOL(float)
 HALO_INSTANTIATE_POOL(double)
 #undef HALO_INSTANTIATE_POOL
 
-}  // namespace halo::kernels::cpu
+}  // namespace halo::kernels::cpu::HALO_CPU_VARIANT
