@@ -49,7 +49,9 @@ class Module {
   // Recursive, in PyTorch's order: own entries first, then each child's, prefixed "child.".
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   std::vector<std::pair<std::string, Tensor>> named_buffers() const;
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const { return children_; }
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const {
+    return children_;
+  }
   std::vector<Tensor> parameters() const;
   int64_t num_parameters() const;
   void zero_grad();
@@ -100,6 +102,9 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int channels, float eps = 1e-5f, float momentum = 0.1f);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x) + residual) as one fused op (ops::batch_norm2d_add_relu); residual may be an
+  // undefined Tensor. Same statistics and buffer updates as forward().
+  Tensor forward_add_relu(const Tensor& x, const Tensor& residual);
   std::string type_name() const override { return "BatchNorm2d"; }
   std::string describe() const override;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;  // the last is int64 []

@@ -29,13 +29,34 @@ void batch_norm_forward_eval(const NormShape& s, const T* x, const T* gamma, con
 // with training == false they are constants (running stats): dx = gamma*invstd*dy.
 // dgamma = sum(dy*xhat), dbeta = sum(dy). Any of dx, dgamma, dbeta may be nullptr.
 template <class T>
-void batch_norm_backward(const NormShape& s, const T* x, const T* dy, const T* gamma,
-                         const T* mean, const T* invstd, bool training, T* dx, T* dgamma,
-                         T* dbeta);
+void batch_norm_backward(const NormShape& s, const T* x, const T* dy, const T* gamma, const T* mean,
+                         const T* invstd, bool training, T* dx, T* dgamma, T* dbeta);
 
-// ---- layer norm over channels (per pixel) ---------------------------------------------------------
-// For each (n, p): mean and biased var over c; y = (x - mean) * invstd * gamma[c] + beta[c].
-// save_mean / save_invstd: [n*hw].
+// ---- batch norm + (residual add) + ReLU, fused
+// --------------------------------------------------- y = max(batch_norm(x) + residual, 0) in one
+// pass over y (residual may be nullptr: y = max(batch_norm(x), 0)): ResNet's bn1 + act1, and bn2 +
+// shortcut + act2. Statistics, running stats and save_mean/save_invstd exactly as
+// batch_norm_forward_train / _eval.
+template <class T>
+void batch_norm_add_relu_forward_train(const NormShape& s, const T* x, const T* residual,
+                                       const T* gamma, const T* beta, T eps, T momentum,
+                                       T* running_mean, T* running_var, T* y, T* save_mean,
+                                       T* save_invstd);
+template <class T>
+void batch_norm_add_relu_forward_eval(const NormShape& s, const T* x, const T* residual,
+                                      const T* gamma, const T* beta, const T* running_mean,
+                                      const T* running_var, T eps, T* y);
+// Backward of the two above: batch_norm_backward of the masked gradient dy * (y > 0), where y is
+// the fused op's output. dresidual (may be nullptr) receives the masked gradient itself, the
+// residual's gradient. Any of dx, dgamma, dbeta, dresidual may be nullptr.
+template <class T>
+void batch_norm_relu_backward(const NormShape& s, const T* x, const T* y, const T* dy,
+                              const T* gamma, const T* mean, const T* invstd, bool training, T* dx,
+                              T* dgamma, T* dbeta, T* dresidual);
+
+// ---- layer norm over channels (per pixel)
+// --------------------------------------------------------- For each (n, p): mean and biased var
+// over c; y = (x - mean) * invstd * gamma[c] + beta[c]. save_mean / save_invstd: [n*hw].
 template <class T>
 void layer_norm2d_forward(const NormShape& s, const T* x, const T* gamma, const T* beta, T eps,
                           T* y, T* save_mean, T* save_invstd);
@@ -48,23 +69,23 @@ void layer_norm2d_backward(const NormShape& s, const T* x, const T* dy, const T*
 
 }  // namespace halo::kernels
 
-// ---- GPU entry points (built only with CUDA; float32, device pointers) ----------------------------
-// Same contract as the CPU functions above; `stream` is a cudaStream_t (nullptr: default stream).
-// Hand-written kernels in kernels/cuda/norm.cu; cuDNN batch norm in kernels/cudnn/norm.cpp.
+// ---- GPU entry points (built only with CUDA; float32, device pointers)
+// ---------------------------- Same contract as the CPU functions above; `stream` is a cudaStream_t
+// (nullptr: default stream). Hand-written kernels in kernels/cuda/norm.cu; cuDNN batch norm in
+// kernels/cudnn/norm.cpp.
 namespace halo::kernels::cuda {
 void batch_norm_forward_train(const NormShape& s, const float* x, const float* gamma,
                               const float* beta, float eps, float momentum, float* running_mean,
                               float* running_var, float* y, float* save_mean, float* save_invstd,
                               void* stream);
 void batch_norm_forward_eval(const NormShape& s, const float* x, const float* gamma,
-                             const float* beta, const float* running_mean,
-                             const float* running_var, float eps, float* y, void* stream);
+                             const float* beta, const float* running_mean, const float* running_var,
+                             float eps, float* y, void* stream);
 void batch_norm_backward(const NormShape& s, const float* x, const float* dy, const float* gamma,
                          const float* mean, const float* invstd, bool training, float* dx,
                          float* dgamma, float* dbeta, void* stream);
-void layer_norm2d_forward(const NormShape& s, const float* x, const float* gamma,
-                          const float* beta, float eps, float* y, float* save_mean,
-                          float* save_invstd, void* stream);
+void layer_norm2d_forward(const NormShape& s, const float* x, const float* gamma, const float* beta,
+                          float eps, float* y, float* save_mean, float* save_invstd, void* stream);
 void layer_norm2d_backward(const NormShape& s, const float* x, const float* dy, const float* gamma,
                            const float* mean, const float* invstd, float* dx, float* dgamma,
                            float* dbeta, void* stream);
@@ -78,8 +99,8 @@ void batch_norm_forward_train(const NormShape& s, const float* x, const float* g
                               float* running_var, float* y, float* save_mean, float* save_invstd,
                               void* stream);
 void batch_norm_forward_eval(const NormShape& s, const float* x, const float* gamma,
-                             const float* beta, const float* running_mean,
-                             const float* running_var, float eps, float* y, void* stream);
+                             const float* beta, const float* running_mean, const float* running_var,
+                             float eps, float* y, void* stream);
 void batch_norm_backward(const NormShape& s, const float* x, const float* dy, const float* gamma,
                          const float* mean, const float* invstd, bool training, float* dx,
                          float* dgamma, float* dbeta, void* stream);
@@ -91,8 +112,8 @@ void batch_norm_forward_train(const NormShape& s, const float* x, const float* g
                               float* running_var, float* y, float* save_mean, float* save_invstd,
                               void* stream);
 void batch_norm_forward_eval(const NormShape& s, const float* x, const float* gamma,
-                             const float* beta, const float* running_mean,
-                             const float* running_var, float eps, float* y, void* stream);
+                             const float* beta, const float* running_mean, const float* running_var,
+                             float eps, float* y, void* stream);
 void batch_norm_backward(const NormShape& s, const float* x, const float* dy, const float* gamma,
                          const float* mean, const float* invstd, bool training, float* dx,
                          float* dgamma, float* dbeta, void* stream);

@@ -44,11 +44,13 @@ BasicBlock::BasicBlock(int in_, int width_, int stride_) : in(in_), width(width_
     downsample = register_module("downsample", projection(in, width * expansion, stride));
 }
 
+// relu(bn1(conv1 x)), then relu(bn2(conv2 y) + shortcut): each batch norm with what follows it
+// is one fused op (call_bn_add_relu), so the shortcut is computed before bn2 rather than after.
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor y = call(act1, call(bn1, call(conv1, x)));
-  y = call(bn2, call(conv2, y));
+  Tensor y = call_bn_add_relu(*bn1, *act1, call(conv1, x));
+  y = call(conv2, y);
   const Tensor shortcut = downsample ? call(downsample, x) : x;
-  return call(act2, add(y, shortcut));
+  return call_bn_add_relu(*bn2, *act2, y, shortcut);
 }
 
 std::string BasicBlock::describe() const {
@@ -73,11 +75,11 @@ Bottleneck::Bottleneck(int in_, int width_, int stride_) : in(in_), width(width_
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor y = call(act1, call(bn1, call(conv1, x)));
-  y = call(act2, call(bn2, call(conv2, y)));
-  y = call(bn3, call(conv3, y));
+  Tensor y = call_bn_add_relu(*bn1, *act1, call(conv1, x));
+  y = call_bn_add_relu(*bn2, *act2, call(conv2, y));
+  y = call(conv3, y);
   const Tensor shortcut = downsample ? call(downsample, x) : x;
-  return call(act3, add(y, shortcut));
+  return call_bn_add_relu(*bn3, *act3, y, shortcut);
 }
 
 std::string Bottleneck::describe() const {
@@ -132,7 +134,7 @@ ResNet::ResNet(BlockType block_, std::vector<int> depths_, int in_chans, int num
 }
 
 Tensor ResNet::forward(const Tensor& x) {
-  Tensor h = call(maxpool, call(act1, call(bn1, call(conv1, x))));
+  Tensor h = call(maxpool, call_bn_add_relu(*bn1, *act1, call(conv1, x)));
   h = call(layer4, call(layer3, call(layer2, call(layer1, h))));
   return call(fc, call(global_pool, h));
 }

@@ -4,6 +4,7 @@
 // still open on the stack, which gives containers the sum of their children.
 #include "models/summary.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include <stdexcept>
 
 #include "engine/autograd.h"
+#include "engine/ops.h"
 
 namespace halo::models {
 
@@ -71,6 +73,34 @@ Tensor call(nn::Module& m, const Tensor& x) {
   return y;
 }
 
+namespace {
+std::atomic<bool> g_fused_ops{true};
+}  // namespace
+void set_fused_ops(bool on) {
+  g_fused_ops = on;
+}
+bool fused_ops() {
+  return g_fused_ops;
+}
+
+Tensor call_bn_add_relu(nn::BatchNorm2d& bn, nn::ReLU& act, const Tensor& x,
+                        const Tensor& residual) {
+  if (!fused_ops()) {
+    Tensor y = call(bn, x);
+    if (residual.defined()) y = add(y, residual);
+    return call(act, y);
+  }
+  Recorder* rec = g_recorder;
+  if (!rec) return bn.forward_add_relu(x, residual);
+  const auto t0 = std::chrono::steady_clock::now();
+  Tensor y = bn.forward_add_relu(x, residual);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  rec->entries.push_back({&bn, y.shape(), 0, ms});
+  rec->entries.push_back({&act, y.shape(), 0, 0.0});
+  return y;
+}
+
 TracedSequential::TracedSequential(std::vector<nn::ModulePtr> modules) {
   for (auto& m : modules) push_back(std::move(m));
 }
@@ -123,7 +153,8 @@ ModelSummary summarize(nn::Module& model, const std::string& name, int size, int
     g_recorder = &rec;
     try {
       const auto params = model.named_parameters();  // the input goes where the weights are
-      y = model.forward(Tensor::zeros(s.input_shape, params.empty() ? Device::cpu : params.front().second.device()));
+      y = model.forward(Tensor::zeros(
+          s.input_shape, params.empty() ? Device::cpu : params.front().second.device()));
     } catch (...) {
       g_recorder = nullptr;
       model.train(was_training);

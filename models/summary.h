@@ -22,6 +22,16 @@ Tensor call(const std::shared_ptr<M>& m, const Tensor& x) {
   return call(static_cast<nn::Module&>(*m), x);
 }
 
+// relu(bn(x) + residual) (residual may be an undefined Tensor), the way ResNets end a conv: with
+// fused ops on (the default) one op, bn.forward_add_relu; off, bn, add and act one after another,
+// as timm writes it. Either way a summary or profile lists bn and act with their output shapes;
+// fused, the whole time is bn's and act shows 0 ms.
+Tensor call_bn_add_relu(nn::BatchNorm2d& bn, nn::ReLU& act, const Tensor& x,
+                        const Tensor& residual = Tensor());
+// Whether models use the fused ops above (default true; the tests compare both ways).
+void set_fused_ops(bool on);
+bool fused_ops();
+
 // nn::Sequential whose children are run through call() (so they show up in a summary); the keys
 // are the same ("0", "1", ...).
 class TracedSequential : public nn::Module {

@@ -8,6 +8,8 @@
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/ops/common.h"
+#include "kernels/activation.h"
+#include "kernels/elementwise.h"
 
 namespace halo {
 using namespace ops_detail;
@@ -18,27 +20,46 @@ kernels::NormShape norm_shape(const Tensor& x) {
           static_cast<int>(x.size(2) * x.size(3))};
 }
 
+// Backward of batch_norm2d and of batch_norm2d_add_relu (relu == true: the gradient is first
+// masked by the output y > 0, and with a residual the masked gradient is also the residual's).
 struct BatchNormBackward : Node {
   kernels::NormShape shape;
   Tensor x, gamma, mean, invstd;  // batch stats (training) or running mean and 1/sqrt(var+eps)
-  bool training = true;
-  const char* name() const override { return "BatchNormBackward"; }
+  Tensor y;                       // the output, when relu
+  bool training = true, relu = false, residual = false;
+  const char* name() const override {
+    return relu ? "BatchNormAddReluBackward" : "BatchNormBackward";
+  }
   std::vector<Tensor> apply(const Tensor& dy) override {
     const Device dev = dy.device();
     Tensor dx = empty_if(next[0].active(), x.shape(), dev);
     Tensor dg = empty_if(next[1].active(), {shape.c}, dev);
     Tensor db = empty_if(next[2].active(), {shape.c}, dev);
-    if (on_gpu(dev))
+    Tensor dr = empty_if(residual && next[3].active(), x.shape(), dev);
+    if (on_gpu(dev)) {
+      // The GPU runs the pieces one after another: mask (ReLU's backward), then batch norm's.
+      Tensor g = dy;
+      if (relu) {
+        g = dr.defined() ? dr : Tensor::empty(x.shape(), dev);
+        HALO_GPU(
+            kernels::cuda::relu_backward(y.numel(), y.data(), dy.data(), g.data(), gpu_stream()));
+      }
       HALO_GPU(kernels::cudnn::dispatch::batch_norm_backward(
-          shape, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), training,
+          shape, x.data(), g.data(), gamma.data(), mean.data(), invstd.data(), training,
           out_or_null(dx), out_or_null(dg), out_or_null(db), gpu_stream()));
-    else
+    } else if (relu) {
+      kernels::cpu::batch_norm_relu_backward<float>(
+          shape, x.data(), y.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), training,
+          out_or_null(dx), out_or_null(dg), out_or_null(db), out_or_null(dr));
+    } else {
       kernels::cpu::batch_norm_backward<float>(shape, x.data(), dy.data(), gamma.data(),
                                                mean.data(), invstd.data(), training,
                                                out_or_null(dx), out_or_null(dg), out_or_null(db));
+    }
+    if (residual) return {dx, dg, db, dr};
     return {dx, dg, db};
   }
-  void release_saved() override { x = gamma = mean = invstd = Tensor(); }
+  void release_saved() override { x = gamma = mean = invstd = y = Tensor(); }
 };
 
 struct LayerNorm2dBackward : Node {
@@ -64,10 +85,16 @@ struct LayerNorm2dBackward : Node {
 };
 }  // namespace
 
-Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                    const Tensor& running_mean, const Tensor& running_var, bool training,
-                    float momentum, float eps) {
+namespace {
+// batch_norm2d, and with relu == true batch_norm2d_add_relu (residual may be undefined).
+Tensor batch_norm2d_impl(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                         const Tensor& beta, const Tensor& running_mean, const Tensor& running_var,
+                         bool training, float momentum, float eps, bool relu) {
   require_dim(x, 4, "batch_norm2d", "input x [N, C, H, W]");
+  if (residual.defined()) {
+    require_f32(residual, "batch_norm2d_add_relu", "residual");
+    require_same_shape(x, residual, "batch_norm2d_add_relu");
+  }
   const int64_t c = x.size(1);
   check_shape(gamma, {c}, "batch_norm2d weight");
   check_shape(beta, {c}, "batch_norm2d bias");
@@ -79,6 +106,7 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   require_f32(running_var, "batch_norm2d", "running_var");
   const Device dev =
       common_device({&x, &gamma, &beta, &running_mean, &running_var}, "batch_norm2d");
+  if (residual.defined()) common_device({&x, &residual}, "batch_norm2d_add_relu");
   const kernels::NormShape s = norm_shape(x);
   if (training && int64_t(s.n) * s.hw < 2)
     throw std::invalid_argument(
@@ -92,6 +120,10 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
       HALO_GPU(kernels::cudnn::dispatch::batch_norm_forward_train(
           s, x.data(), gamma.data(), beta.data(), eps, momentum, running_mean.data(),
           running_var.data(), y.data(), mean.data(), invstd.data(), gpu_stream()));
+    else if (relu)
+      kernels::cpu::batch_norm_add_relu_forward_train<float>(
+          s, x.data(), ptr_or_null(residual), gamma.data(), beta.data(), eps, momentum,
+          running_mean.data(), running_var.data(), y.data(), mean.data(), invstd.data());
     else
       kernels::cpu::batch_norm_forward_train<float>(
           s, x.data(), gamma.data(), beta.data(), eps, momentum, running_mean.data(),
@@ -101,15 +133,30 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
       HALO_GPU(kernels::cudnn::dispatch::batch_norm_forward_eval(
           s, x.data(), gamma.data(), beta.data(), running_mean.data(), running_var.data(), eps,
           y.data(), gpu_stream()));
+    else if (relu)
+      kernels::cpu::batch_norm_add_relu_forward_eval<float>(
+          s, x.data(), ptr_or_null(residual), gamma.data(), beta.data(), running_mean.data(),
+          running_var.data(), eps, y.data());
     else
       kernels::cpu::batch_norm_forward_eval<float>(s, x.data(), gamma.data(), beta.data(),
                                                    running_mean.data(), running_var.data(), eps,
                                                    y.data());
   }
-  if (needs_grad({&x, &gamma, &beta})) {
+  if (relu && on_gpu(dev)) {
+    // The GPU runs the pieces one after another, in place on y.
+    if (residual.defined())
+      HALO_GPU(kernels::cuda::add(y.numel(), y.data(), residual.data(), y.data(), gpu_stream()));
+    HALO_GPU(kernels::cuda::relu_forward(y.numel(), y.data(), y.data(), gpu_stream()));
+  }
+  const bool grad = residual.defined() ? needs_grad({&x, &gamma, &beta, &residual})
+                                       : needs_grad({&x, &gamma, &beta});
+  if (grad) {
     auto node = std::make_shared<BatchNormBackward>();
     node->shape = s;
     node->training = training;
+    node->relu = relu;
+    node->residual = residual.defined();
+    if (relu) node->y = y.detach();
     node->x = x.detach();
     node->gamma = gamma.detach();
     if (training) {
@@ -123,9 +170,27 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
       for (int64_t i = 0; i < c; ++i) p[i] = 1.f / std::sqrt(p[i] + eps);
       node->invstd = iv.to(dev);
     }
-    attach(y, node, {&x, &gamma, &beta});
+    if (residual.defined())
+      attach(y, node, {&x, &gamma, &beta, &residual});
+    else
+      attach(y, node, {&x, &gamma, &beta});
   }
   return y;
+}
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                    const Tensor& running_mean, const Tensor& running_var, bool training,
+                    float momentum, float eps) {
+  return batch_norm2d_impl(x, Tensor(), gamma, beta, running_mean, running_var, training, momentum,
+                           eps, /*relu=*/false);
+}
+
+Tensor batch_norm2d_add_relu(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                             const Tensor& beta, const Tensor& running_mean,
+                             const Tensor& running_var, bool training, float momentum, float eps) {
+  return batch_norm2d_impl(x, residual, gamma, beta, running_mean, running_var, training, momentum,
+                           eps, /*relu=*/true);
 }
 
 Tensor layer_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {

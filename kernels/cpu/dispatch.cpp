@@ -73,6 +73,19 @@
     (const NormShape& s, const T* x, const T* dy, const T* gamma, const T* mean, const T* invstd, \
      bool training, T* dx, T* dgamma, T* dbeta),                                                  \
     (s, x, dy, gamma, mean, invstd, training, dx, dgamma, dbeta))                                 \
+  X(void, batch_norm_add_relu_forward_train,                                                      \
+    (const NormShape& s, const T* x, const T* residual, const T* gamma, const T* beta, T eps,     \
+     T momentum, T* running_mean, T* running_var, T* y, T* save_mean, T* save_invstd),            \
+    (s, x, residual, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,         \
+     save_invstd))                                                                                \
+  X(void, batch_norm_add_relu_forward_eval,                                                       \
+    (const NormShape& s, const T* x, const T* residual, const T* gamma, const T* beta,            \
+     const T* running_mean, const T* running_var, T eps, T* y),                                   \
+    (s, x, residual, gamma, beta, running_mean, running_var, eps, y))                             \
+  X(void, batch_norm_relu_backward,                                                               \
+    (const NormShape& s, const T* x, const T* y, const T* dy, const T* gamma, const T* mean,      \
+     const T* invstd, bool training, T* dx, T* dgamma, T* dbeta, T* dresidual),                   \
+    (s, x, y, dy, gamma, mean, invstd, training, dx, dgamma, dbeta, dresidual))                   \
   X(void, layer_norm2d_forward,                                                                   \
     (const NormShape& s, const T* x, const T* gamma, const T* beta, T eps, T* y, T* save_mean,    \
      T* save_invstd),                                                                             \

@@ -167,6 +167,21 @@ TEST_P(CudaEngine, NormsMatchCpu) {
     return halo::batch_norm2d(v[0], v[1], v[2], gpu ? rm_g : rm, gpu ? rv_g : rv, false);
   };
   check_op("batch norm, eval", {rand({2, 6, 4, 4}), rand({6}), rand({6})}, bn_eval);
+  // The fused op: on the GPU batch norm, add and ReLU run one after another; on the CPU one pass.
+  auto bn_add_relu = [&](bool training) {
+    return [&, training](const std::vector<Tensor>& v) {
+      const bool gpu = v[0].device() == Device::cuda;
+      return halo::batch_norm2d_add_relu(v[0], v.size() > 3 ? v[3] : Tensor(), v[1], v[2],
+                                         gpu ? rm_g : rm, gpu ? rv_g : rv, training);
+    };
+  };
+  check_op("batch norm + add + relu, training",
+           {rand({3, 6, 7, 5}), rand({6}), rand({6}), rand({3, 6, 7, 5})}, bn_add_relu(true));
+  check_op("batch norm + relu, training", {rand({3, 6, 7, 5}), rand({6}), rand({6})},
+           bn_add_relu(true));
+  check_op("batch norm + add + relu, eval",
+           {rand({2, 6, 4, 4}), rand({6}), rand({6}), rand({2, 6, 4, 4})}, bn_add_relu(false));
+  EXPECT_TRUE(close(rm_g, rm, 1e-5)) << "running_mean after the fused op";
   check_op("layer norm 2d", {rand({2, 8, 5, 7}), rand({8}), rand({8})},
            [](const std::vector<Tensor>& v) { return halo::layer_norm2d(v[0], v[1], v[2]); });
   check_op("layer norm 2d, batch 1, 1x1", {rand({1, 37, 1, 1}), rand({37}), rand({37})},

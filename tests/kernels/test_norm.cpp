@@ -8,6 +8,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/activation.h"
+#include "kernels/elementwise.h"
 #include "kernels/norm.h"
 #include "tests/common/compare.h"
 #include "tests/common/gradcheck.h"
@@ -161,6 +163,118 @@ TEST(BatchNormTrain, BackwardOutputsAreIndependentlyOptional) {
   EXPECT_EQ(dx, dx1);
   EXPECT_EQ(dg, dg1);
   EXPECT_EQ(db, db1);
+}
+
+// ---- batch norm + add + ReLU, fused
+// -------------------------------------------------------------------------------------------
+
+// The fused kernels against the pieces run one after another (batch norm, add, ReLU forward; ReLU
+// backward, batch norm backward), in training and eval mode, with and without a residual, in
+// double (equal to rounding) and float, on a shape small enough for one thread and one large
+// enough for the OpenMP path.
+template <class T>
+void check_fused_against_pieces(const NormShape& s, bool training, bool with_residual, double tol) {
+  SCOPED_TRACE(::testing::Message()
+               << "n=" << s.n << " c=" << s.c << " hw=" << s.hw
+               << (training ? " training" : " eval") << (with_residual ? " residual" : ""));
+  auto cast = [](const Vec& v) { return std::vector<T>(v.begin(), v.end()); };
+  const std::vector<T> x = cast(random_vector(s.size(), 40, -2.0, 2.0)),
+                       r = cast(random_vector(s.size(), 41)),
+                       dy = cast(random_vector(s.size(), 42)),
+                       gamma = cast(random_vector(s.c, 43, 0.5, 1.5)),
+                       beta = cast(random_vector(s.c, 44));
+  const T* res = with_residual ? r.data() : nullptr;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  // The pieces.
+  std::vector<T> rm(s.c, T(0.1)), rv(s.c, T(0.9)), mean(s.c), invstd(s.c), y(s.size());
+  if (training)
+    cpu::batch_norm_forward_train<T>(s, x.data(), gamma.data(), beta.data(), T(1e-5), T(0.1),
+                                     rm.data(), rv.data(), y.data(), mean.data(), invstd.data());
+  else
+    cpu::batch_norm_forward_eval<T>(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
+                                    T(1e-5), y.data());
+  if (res) cpu::add<T>(y.size(), y.data(), res, y.data());
+  cpu::relu_forward<T>(y.size(), y.data(), y.data());
+  std::vector<T> g(s.size()), dx(s.size()), dg(s.c), db(s.c);
+  cpu::relu_backward<T>(y.size(), y.data(), dy.data(), g.data());
+  if (!training) {  // eval: the statistics are the running ones
+    for (int c = 0; c < s.c; ++c) {
+      mean[c] = rm[c];
+      invstd[c] = T(1.0 / std::sqrt(double(rv[c]) + 1e-5));
+    }
+  }
+  cpu::batch_norm_backward<T>(s, x.data(), g.data(), gamma.data(), mean.data(), invstd.data(),
+                              training, dx.data(), dg.data(), db.data());
+  // Fused.
+  std::vector<T> rm2(s.c, T(0.1)), rv2(s.c, T(0.9)), mean2(s.c, nan), invstd2(s.c, nan),
+      y2(s.size(), nan);
+  if (training)
+    cpu::batch_norm_add_relu_forward_train<T>(s, x.data(), res, gamma.data(), beta.data(), T(1e-5),
+                                              T(0.1), rm2.data(), rv2.data(), y2.data(),
+                                              mean2.data(), invstd2.data());
+  else
+    cpu::batch_norm_add_relu_forward_eval<T>(s, x.data(), res, gamma.data(), beta.data(),
+                                             rm2.data(), rv2.data(), T(1e-5), y2.data());
+  EXPECT_TRUE(close_abs(y2, y, tol, "y"));
+  if (training) {
+    EXPECT_TRUE(close_abs(mean2, mean, tol, "mean"));
+    EXPECT_TRUE(close_abs(invstd2, invstd, tol * 10, "invstd"));
+    EXPECT_TRUE(close_abs(rm2, rm, tol, "running_mean"));
+    EXPECT_TRUE(close_abs(rv2, rv, tol, "running_var"));
+  } else {
+    mean2 = mean;
+    invstd2 = invstd;
+  }
+  std::vector<T> dx2(s.size(), nan), dg2(s.c, nan), db2(s.c, nan), dr2(s.size(), nan);
+  cpu::batch_norm_relu_backward<T>(s, x.data(), y.data(), dy.data(), gamma.data(), mean2.data(),
+                                   invstd2.data(), training, dx2.data(), dg2.data(), db2.data(),
+                                   with_residual ? dr2.data() : nullptr);
+  EXPECT_TRUE(close_abs(dx2, dx, tol, "dx"));
+  EXPECT_TRUE(close_abs(dg2, dg, tol * s.n * s.hw, "dgamma"));
+  EXPECT_TRUE(close_abs(db2, db, tol * s.n * s.hw, "dbeta"));
+  if (with_residual) EXPECT_TRUE(close_abs(dr2, g, 0.0, "dresidual (the masked gradient)"));
+}
+
+TEST(BatchNormAddRelu, MatchesThePiecesInDouble) {
+  for (const NormShape& s : {NormShape{3, 2, 5}, NormShape{4, 16, 28 * 28}})
+    for (bool training : {true, false})
+      for (bool residual : {true, false})
+        check_fused_against_pieces<double>(s, training, residual, 1e-12);
+}
+
+TEST(BatchNormAddRelu, MatchesThePiecesInFloat) {
+  for (const NormShape& s : {NormShape{3, 2, 5}, NormShape{2, 13, 37}, NormShape{4, 16, 28 * 28}})
+    for (bool training : {true, false})
+      for (bool residual : {true, false})
+        check_fused_against_pieces<float>(s, training, residual, 2e-5);
+}
+
+// Finite differences of loss = sum(relu(bn(x) + r) * w) with respect to x, gamma, beta and r.
+TEST(BatchNormAddRelu, GradCheck) {
+  const NormShape s{3, 2, 5};
+  Vec x = random_vector(s.size(), 50, -2.0, 2.0), r = random_vector(s.size(), 51);
+  Vec gamma = random_vector(s.c, 52, 0.5, 1.5), beta = random_vector(s.c, 53);
+  const Vec w = random_vector(s.size(), 54);
+  auto loss = [&](const Vec& xv, const Vec& g, const Vec& b, const Vec& rv) {
+    Vec y(s.size()), mean(s.c), invstd(s.c);
+    cpu::batch_norm_add_relu_forward_train<double>(s, xv.data(), rv.data(), g.data(), b.data(),
+                                                   1e-3, 0.1, nullptr, nullptr, y.data(),
+                                                   mean.data(), invstd.data());
+    return dot(y, w);
+  };
+  Vec y(s.size()), mean(s.c), invstd(s.c);
+  cpu::batch_norm_add_relu_forward_train<double>(s, x.data(), r.data(), gamma.data(), beta.data(),
+                                                 1e-3, 0.1, nullptr, nullptr, y.data(), mean.data(),
+                                                 invstd.data());
+  Vec dx(s.size(), std::nan("")), dg(s.c, std::nan("")), db(s.c, std::nan("")),
+      dr(s.size(), std::nan(""));
+  cpu::batch_norm_relu_backward<double>(s, x.data(), y.data(), w.data(), gamma.data(), mean.data(),
+                                        invstd.data(), true, dx.data(), dg.data(), db.data(),
+                                        dr.data());
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(v, gamma, beta, r); }, x, dx, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, v, beta, r); }, gamma, dg, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, gamma, v, r); }, beta, db, 1e-6));
+  EXPECT_TRUE(grad_close([&](Vec& v) { return loss(x, gamma, beta, v); }, r, dr, 1e-6));
 }
 
 // Big enough for the kernels' OpenMP path: forward statistics and the training-mode backward
