@@ -3,7 +3,9 @@
 convnext_pico in PyTorch on the CPU: batch 16 of 1x150x150, torch.set_num_threads(2), the same
 step bench/bench_models.cpp times in Halo. Each model runs in its own fresh process (warm-up steps,
 then the median of the timed steps); prints ms per image. With --halo BENCH.json (Halo's
-`bench_models --benchmark_format=json` output) it also prints Halo's numbers and the ratio.
+`bench_models --benchmark_format=json` output) it also prints Halo's numbers and the ratio, for
+TrainStep/<model>/<--halo-cpu-kernels> (onednn, PyTorch's own CPU convolution library, by default;
+halo for Halo's own kernels).
 
     build/bench/bench_models --benchmark_filter=TrainStep --benchmark_format=json > bench.json
     /usr/bin/python3 bench/pytorch_step.py --halo bench.json
@@ -90,6 +92,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--halo-cpu-kernels", default="onednn", choices=("onednn", "halo"),
+                   help="which of Halo's TrainStep/<model>/<kernels> numbers --halo compares")
     p.add_argument("--size", type=int, default=150)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3)
@@ -129,7 +133,7 @@ def main():
             json.dump(results, f, indent=2)
     if args.halo:
         halo = (halo_numbers(args.halo, "GpuTrainStep/", "/cudnn") if args.device == "cuda"
-                else halo_numbers(args.halo))
+                else halo_numbers(args.halo, "TrainStep/", "/" + args.halo_cpu_kernels))
         print(f"\n{'model':14s} {'Halo ms/img':>12s} {'PyTorch ms/img':>15s} {'Halo/PyTorch':>13s}")
         for name in args.models:
             h = halo.get(name)
