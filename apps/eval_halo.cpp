@@ -16,6 +16,7 @@
 #include "data/loader.h"
 #include "engine/cuda_memory.h"
 #include "engine/serialize.h"
+#include "kernels/onednn/settings.h"
 #include "models/registry.h"
 
 using namespace halo;
@@ -44,6 +45,12 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", batch, "images per forward pass")->check(CLI::Range(1, 65536));
   app.add_option("--device", device, "cpu | cuda (default: cuda if a GPU is present, else cpu)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  std::string cpu_kernels = kernels::onednn::to_string(kernels::onednn::default_cpu_conv_kernels());
+  app.add_option("--cpu-kernels", cpu_kernels,
+                 "on the CPU: onednn (oneDNN convolutions; the default where built with it) | "
+                 "halo (Halo's own CPU kernels, the reference)")
+      ->check(CLI::Validator([](std::string& v) { return train::check_cpu_kernels(v); },
+                             "halo|onednn"));
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -72,7 +79,10 @@ int main(int argc, char** argv) {
     std::shared_ptr<nn::Module> net = models::make_model(model);
     load_module(*net, weights);
     if (device.empty()) device = cuda::gpu_available() && !cuda::emulated_device() ? "cuda" : "cpu";
-    if (device == "cuda") train::configure_gpu(cuda::emulated_device() ? "handwritten" : "cudnn", true);
+    const std::string gpu_kernels = cuda::emulated_device() ? "handwritten" : "cudnn";
+    if (device == "cuda") train::configure_gpu(gpu_kernels, true);
+    train::configure_cpu(cpu_kernels);
+    std::printf("%s\n", train::describe_kernels(device, gpu_kernels).c_str());
     net->to(train::parse_device(device));
 
     if (!predict_files.empty()) {

@@ -13,6 +13,7 @@
 #include "apps/support/trainer.h"
 #include "data/loader.h"
 #include "engine/cuda_memory.h"
+#include "kernels/onednn/settings.h"
 #include "models/registry.h"
 
 using namespace halo;
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   bool no_tta = false, quiet = false, no_tf32 = false;
   // The emulated CUDA device (a -DHALO_CUDA=EMULATED build) has only the hand-written kernels.
   std::string gpu_kernels = cuda::emulated_device() ? "handwritten" : "cudnn";
+  std::string cpu_kernels = kernels::onednn::to_string(kernels::onednn::default_cpu_conv_kernels());
   app.add_option("--model", cfg.model, "resnet18 | resnet26 | convnext_pico")
       ->check(CLI::IsMember(models::model_names()));
   app.add_option("--data", data_path,
@@ -46,6 +48,11 @@ int main(int argc, char** argv) {
                  "on the GPU: cudnn (cuDNN convolution and batch norm, cuBLAS GEMM; the default) | handwritten "
                  "(Halo's own CUDA kernels; the only choice on the emulated device)")
       ->check(CLI::IsMember({"cudnn", "handwritten"}));
+  app.add_option("--cpu-kernels", cpu_kernels,
+                 "on the CPU: onednn (oneDNN convolutions; the default where built with it) | "
+                 "halo (Halo's own CPU kernels, the reference)")
+      ->check(CLI::Validator([](std::string& v) { return train::check_cpu_kernels(v); },
+                             "halo|onednn"));
   app.add_flag("--no-tf32", no_tf32, "on the GPU: no TF32 tensor cores (default: as PyTorch, TF32 for convolutions)");
   app.add_option("--epochs", epochs, "maximum epochs (recipe's value if omitted)")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", batch, "images per step (recipe's value if omitted)")->check(CLI::Range(2, 65536));
@@ -88,6 +95,8 @@ int main(int argc, char** argv) {
       train::parse_device(cfg.device);  // no usable GPU: say so before simulating any data
       train::configure_gpu(gpu_kernels, !no_tf32);
     }
+    train::configure_cpu(cpu_kernels);
+    std::printf("%s\n", train::describe_kernels(cfg.device, gpu_kernels).c_str());
     cfg.recipe = train::make_recipe(recipe);
     if (epochs) cfg.recipe.epochs = epochs;
     if (batch) cfg.recipe.batch_size = batch;

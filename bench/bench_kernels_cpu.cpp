@@ -1,6 +1,8 @@
 // Google Benchmark of the CPU kernels: Eigen's own sgemm at 1024^3 (the roofline the convolutions
 // are judged against) and the convolution forward / backward-data / backward-weight at the
-// ResNet-18 and ConvNeXt-pico shapes of a 150x150 input, batch 16. Reports GFLOP/s (2 * MACs).
+// ResNet-18 and ConvNeXt-pico shapes of a 150x150 input, batch 16, each with Halo's kernels
+// (BM_Conv_<pass>/<shape>) and beside it oneDNN's (BM_OneDnnConv_<pass>/<shape>; an error where
+// Halo was built without oneDNN), so the ratio per shape reads off. Reports GFLOP/s (2 * MACs).
 // Run with OMP_NUM_THREADS set; times are wall-clock (UseRealTime) because OpenMP threads work.
 #include <benchmark/benchmark.h>
 #include <time.h>
@@ -12,11 +14,13 @@
 #include <vector>
 
 #include "kernels/conv.h"
+#include "kernels/onednn/settings.h"
 
 namespace {
 
 using halo::kernels::Conv2dShape;
 namespace cpu = halo::kernels::cpu;
+namespace onednn = halo::kernels::onednn;
 
 std::vector<float> random_floats(long long n, unsigned seed) {
   std::mt19937 gen(seed);
@@ -101,28 +105,45 @@ const BenchShape kShapes[] = {
     {"cnx_fc2_2048to512_k1_4", shape(16, 2048, 4, 4, 512, 1, 1, 0, 1)},
 };
 
-void BM_Conv(benchmark::State& state, Conv2dShape s, Pass pass) {
+// Halo's kernels (use_onednn = false) or oneDNN's, which plan each shape on their first call: that
+// call is made before timing so the plan is not counted.
+void BM_Conv(benchmark::State& state, Conv2dShape s, Pass pass, bool use_onednn) {
+  if (use_onednn && !onednn::available()) {
+    state.SkipWithError("Halo was built without oneDNN (install libdnnl-dev and rebuild)");
+    return;
+  }
   const auto x = random_floats(s.x_size(), 1), w = random_floats(s.w_size(), 2),
              b = random_floats(s.c_out, 3), dy = random_floats(s.y_size(), 4);
   std::vector<float> y(s.y_size()), dx(s.x_size()), dw(s.w_size());
-  const double cpu0 = process_cpu_seconds();
-  for (auto _ : state) {
+  auto run = [&] {
     switch (pass) {
       case Pass::kForward:
-        cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
+        if (use_onednn)
+          onednn::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
+        else
+          cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
         benchmark::DoNotOptimize(y.data());
         break;
       case Pass::kBackwardData:
-        cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+        if (use_onednn)
+          onednn::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+        else
+          cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
         benchmark::DoNotOptimize(dx.data());
         break;
       case Pass::kBackwardWeight:
-        cpu::conv2d_backward_weight(s, x.data(), dy.data(), dw.data());
+        if (use_onednn)
+          onednn::conv2d_backward_weight(s, x.data(), dy.data(), dw.data());
+        else
+          cpu::conv2d_backward_weight(s, x.data(), dy.data(), dw.data());
         benchmark::DoNotOptimize(dw.data());
         break;
     }
     benchmark::ClobberMemory();
-  }
+  };
+  run();  // warm-up: oneDNN's plan, Halo's scratch buffers
+  const double cpu0 = process_cpu_seconds();
+  for (auto _ : state) run();
   set_gflops(state, 2.0 * double(s.macs()), process_cpu_seconds() - cpu0);
 }
 
@@ -132,13 +153,17 @@ void register_conv_benchmarks() {
                                                  {Pass::kBackwardWeight, "bwd_weight"}};
   for (const BenchShape& b : kShapes)
     for (const auto& [pass, pass_name] : passes)
-      benchmark::RegisterBenchmark(
-          (std::string("BM_Conv_") + pass_name + "/" + b.name).c_str(),
-          [s = b.s, pass = pass](benchmark::State& st) { BM_Conv(st, s, pass); })
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime()
-          ->ComputeStatistics("max", max_of)
-          ->ComputeStatistics("min", min_of);
+      for (bool use_onednn : {false, true})
+        benchmark::RegisterBenchmark(
+            (std::string(use_onednn ? "BM_OneDnnConv_" : "BM_Conv_") + pass_name + "/" + b.name)
+                .c_str(),
+            [s = b.s, pass = pass, use_onednn](benchmark::State& st) {
+              BM_Conv(st, s, pass, use_onednn);
+            })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->ComputeStatistics("max", max_of)
+            ->ComputeStatistics("min", min_of);
 }
 
 }  // namespace

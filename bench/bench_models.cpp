@@ -2,11 +2,15 @@
 // Adam step, batch 16 of 1x150x150 (the training setup), with 2 OpenMP threads unless
 // OMP_NUM_THREADS says otherwise. GpuTrainStep/<model>/<cudnn|handwritten> times the same step on
 // the GPU at batch 64 (the recipes' batch), waiting for the stream after each step; it reports an
-// error (and no time) where no GPU is usable. `pytorch_step.py --device cuda` times PyTorch's. Also the training-mode forward alone and the eval forward, to
-// split the step. Times are wall-clock (UseRealTime: the OpenMP threads do the work).
-// Counters: images_per_s, time_per_image (seconds in the JSON), and cpu_util (process CPU seconds
-// per wall second; below the thread count means the threads waited for a core, i.e. the machine was
-// busy). bench/pytorch_step.py times the same step in PyTorch + timm and prints the ratio.
+// error (and no time) where no GPU is usable. `pytorch_step.py --device cuda` times PyTorch's. Also
+// the training-mode forward alone and the eval forward, to split the step; the eval forward at
+// batch 64, the batch the eval comparisons use. The CPU benchmarks run once per CPU convolution
+// implementation: TrainStep/<model>/halo (Halo's own kernels) and TrainStep/<model>/onednn (oneDNN;
+// reports an error where Halo was built without it), likewise TrainForward and EvalForward. Times
+// are wall-clock (UseRealTime: the OpenMP threads do the work). Counters: images_per_s,
+// time_per_image (seconds in the JSON), and cpu_util (process CPU seconds per wall second; below
+// the thread count means the threads waited for a core, i.e. the machine was busy).
+// bench/pytorch_step.py times the same step in PyTorch + timm and prints the ratio.
 //   bench_models --benchmark_format=json > bench.json && python3 bench/pytorch_step.py --halo
 //   bench.json
 #include <benchmark/benchmark.h>
@@ -22,14 +26,17 @@
 #include "engine/cuda_memory.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
+#include "kernels/onednn/settings.h"
 #include "models/registry.h"
 
 using namespace halo;
 
 namespace {
 
-constexpr int kBatch = 16;
+constexpr int kBatch = 16;      // training step and training-mode forward
+constexpr int kEvalBatch = 64;  // eval forward
 constexpr int kSize = 150;
+using kernels::onednn::CpuConvKernels;
 
 double process_cpu_seconds() {
   timespec t;
@@ -37,12 +44,12 @@ double process_cpu_seconds() {
   return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
 
-void set_counters(benchmark::State& state, double cpu_seconds, double wall_seconds) {
+void set_counters(benchmark::State& state, int batch, double cpu_seconds, double wall_seconds) {
   state.counters["images_per_s"] =
-      benchmark::Counter(kBatch, benchmark::Counter::kIsIterationInvariantRate);
+      benchmark::Counter(batch, benchmark::Counter::kIsIterationInvariantRate);
   // kInvert of a rate gives seconds per image (the console prints it as e.g. "98.9ms").
   state.counters["time_per_image"] = benchmark::Counter(
-      kBatch, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+      batch, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
   state.counters["cpu_util"] = wall_seconds > 0 ? cpu_seconds / wall_seconds : 0;
   state.counters["threads"] = omp_get_max_threads();
 }
@@ -50,16 +57,28 @@ void set_counters(benchmark::State& state, double cpu_seconds, double wall_secon
 struct Setup {
   std::shared_ptr<nn::Module> model;
   Tensor x, y;
-  explicit Setup(const std::string& name) {
+  explicit Setup(const std::string& name, int batch = kBatch) {
     nn::manual_seed(0);
     model = models::make_model(name);
     std::mt19937_64 rng(1);
-    x = Tensor::randn({kBatch, 1, kSize, kSize}, rng);
-    y = Tensor::randn({kBatch, 1}, rng);
+    x = Tensor::randn({batch, 1, kSize, kSize}, rng);
+    y = Tensor::randn({batch, 1}, rng);
   }
 };
 
-void BM_TrainStep(benchmark::State& state, const std::string& name) {
+// Selects the CPU convolutions for one benchmark (restored after it); false, with the benchmark
+// marked as an error, where they are not built.
+bool select_cpu_kernels(benchmark::State& state, CpuConvKernels k) {
+  if (k == CpuConvKernels::onednn && !kernels::onednn::available()) {
+    state.SkipWithError("Halo was built without oneDNN (install libdnnl-dev and rebuild)");
+    return false;
+  }
+  return true;
+}
+
+void BM_TrainStep(benchmark::State& state, const std::string& name, CpuConvKernels k) {
+  if (!select_cpu_kernels(state, k)) return;
+  kernels::onednn::ScopedCpuConvKernels scope(k);
   Setup s(name);
   s.model->train();
   Adam opt(s.model->named_parameters(), {.lr = 1e-4});
@@ -77,7 +96,7 @@ void BM_TrainStep(benchmark::State& state, const std::string& name) {
   for (auto _ : state) step();
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-  set_counters(state, process_cpu_seconds() - cpu0, wall);
+  set_counters(state, kBatch, process_cpu_seconds() - cpu0, wall);
 }
 
 void BM_GpuTrainStep(benchmark::State& state, const std::string& name, bool vendor) {
@@ -115,8 +134,11 @@ void BM_GpuTrainStep(benchmark::State& state, const std::string& name, bool vend
   cuda::use_vendor_libraries(true);
 }
 
-void BM_Forward(benchmark::State& state, const std::string& name, bool training) {
-  Setup s(name);
+void BM_Forward(benchmark::State& state, const std::string& name, bool training, CpuConvKernels k) {
+  if (!select_cpu_kernels(state, k)) return;
+  kernels::onednn::ScopedCpuConvKernels scope(k);
+  const int batch = training ? kBatch : kEvalBatch;
+  Setup s(name, batch);
   s.model->train(training);
   auto fwd = [&] {
     if (training) {
@@ -134,7 +156,7 @@ void BM_Forward(benchmark::State& state, const std::string& name, bool training)
   for (auto _ : state) fwd();
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-  set_counters(state, process_cpu_seconds() - cpu0, wall);
+  set_counters(state, batch, process_cpu_seconds() - cpu0, wall);
 }
 
 }  // namespace
@@ -142,19 +164,28 @@ void BM_Forward(benchmark::State& state, const std::string& name, bool training)
 int main(int argc, char** argv) {
   // Two threads (the CI machines' cores) unless the caller chose otherwise.
   if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(2);
+  const CpuConvKernels cpu_kernels[] = {CpuConvKernels::halo, CpuConvKernels::onednn};
   for (const std::string& name : models::model_names()) {
-    benchmark::RegisterBenchmark(("TrainStep/" + name).c_str(), BM_TrainStep, name)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime()
-        ->MinTime(3.0);
-    benchmark::RegisterBenchmark(("TrainForward/" + name).c_str(), BM_Forward, name, true)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime()
-        ->MinTime(2.0);
-    benchmark::RegisterBenchmark(("EvalForward/" + name).c_str(), BM_Forward, name, false)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime()
-        ->MinTime(2.0);
+    for (CpuConvKernels k : cpu_kernels) {
+      const std::string suffix = std::string("/") + kernels::onednn::to_string(k);
+      benchmark::RegisterBenchmark(("TrainStep/" + name + suffix).c_str(), BM_TrainStep, name, k)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MinTime(3.0);
+    }
+    for (CpuConvKernels k : cpu_kernels) {
+      const std::string suffix = std::string("/") + kernels::onednn::to_string(k);
+      benchmark::RegisterBenchmark(("TrainForward/" + name + suffix).c_str(), BM_Forward, name,
+                                   true, k)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MinTime(2.0);
+      benchmark::RegisterBenchmark(("EvalForward/" + name + suffix).c_str(), BM_Forward, name,
+                                   false, k)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MinTime(2.0);
+    }
   }
   for (const std::string& name : models::model_names()) {
     for (bool vendor : {true, false}) {

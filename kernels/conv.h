@@ -83,3 +83,18 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, void* stream);
 }  // namespace dispatch
 }  // namespace halo::kernels::cudnn
+
+// ---- oneDNN entry points (CPU; float32, host pointers, NCHW)
+// -------------------------------------- The CPU's vendor path, beside Halo's own cpu:: kernels as
+// cuDNN stands beside the hand-written CUDA kernels. Same contract as the cpu:: functions above: x,
+// y, dx, dy plain NCHW, w and dw plain [c_out, c_in/groups, kh, kw], all outputs overwritten, bias
+// may be nullptr. oneDNN computes in its own blocked layouts; the reorders to and from them happen
+// inside each call. Implemented in kernels/onednn/conv.cpp; in a build without oneDNN they throw
+// std::runtime_error (check onednn::available() in kernels/onednn/settings.h first). Which one the
+// engine runs on the CPU: onednn::set_cpu_conv_kernels in the same header.
+namespace halo::kernels::onednn {
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                    float* y);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw);
+}  // namespace halo::kernels::onednn

@@ -18,6 +18,7 @@ packages=(
   libpng-dev zlib1g-dev  # PNG plots
   clang libclang-rt-14-dev  # libFuzzer + sanitizers for the npy/pickle fuzz target
   libboost-context-dev   # fibers: the emulated CUDA device runs each GPU thread as one
+  libdnnl-dev            # oneDNN 2.x: the CPU's vendor convolutions (HALO_ONEDNN=AUTO uses it when present)
   python3-numpy python3-h5py  # the tests' cross-checks of .npy and HDF5 files (Debian's python3)
 )
 

@@ -20,6 +20,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/serialize.h"
+#include "kernels/onednn/settings.h"
 #include "models/registry.h"
 #include "models/summary.h"
 
@@ -122,6 +123,26 @@ void configure_gpu(const std::string& backend, bool tf32) {
     cuda::set_tf32_default();
   else
     cuda::disable_tf32();
+}
+
+std::string check_cpu_kernels(const std::string& kernels) {
+  if (kernels != "halo" && kernels != "onednn") return kernels + ": expected halo or onednn";
+  if (kernels == "onednn" && !halo::kernels::onednn::available())
+    return "onednn: Halo was built without oneDNN (install libdnnl-dev and rebuild), use halo";
+  return "";
+}
+
+void configure_cpu(const std::string& kernels) {
+  const std::string why = check_cpu_kernels(kernels);
+  if (!why.empty()) throw std::invalid_argument("--cpu-kernels " + why);
+  halo::kernels::onednn::set_cpu_conv_kernels(
+      halo::kernels::onednn::parse_cpu_conv_kernels(kernels));
+}
+
+std::string describe_kernels(const std::string& device, const std::string& gpu_kernels) {
+  if (device == "cuda") return "device: cuda (GPU kernels: " + gpu_kernels + ")";
+  return std::string("device: cpu (CPU convolutions: ") +
+         halo::kernels::onednn::to_string(halo::kernels::onednn::cpu_conv_kernels()) + ")";
 }
 
 // ---- prediction ---------------------------------------------------------------------------------------

@@ -116,6 +116,13 @@ Device module_device(nn::Module& model);  // where the model's parameters are
 // GPU policy from the apps' flags: backend "cudnn" (cuDNN/cuBLAS) or "handwritten" (kernels/cuda/)
 // for convolution, batch norm and GEMM; tf32 = PyTorch's default TF32 use, or none.
 void configure_gpu(const std::string& backend, bool tf32);
+// CPU convolutions from the apps' --cpu-kernels: "halo" (Halo's own kernels/cpu) or "onednn";
+// throws std::invalid_argument for another name or for onednn in a build without oneDNN.
+void configure_cpu(const std::string& kernels);
+// The check behind --cpu-kernels (a CLI11 validator): "" when `kernels` can be used, else why not.
+std::string check_cpu_kernels(const std::string& kernels);
+// The line the apps print at start: the device and which kernels run there.
+std::string describe_kernels(const std::string& device, const std::string& gpu_kernels);
 
 // Predictions (original units) of `model` in eval mode on `indices`, optionally averaged over the
 // 8 symmetries of the square.

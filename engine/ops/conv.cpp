@@ -3,12 +3,14 @@
 // later calls Conv2dBackward::apply(), which calls kernels::cpu::conv2d_backward_weight() (in
 // kernels/cpu/conv.cpp) to compute dL/dW from the saved input x and the incoming gradient dy.
 // On the GPU the same three passes go to kernels::cudnn::dispatch (cuDNN or the hand-written
-// implicit GEMM of kernels/cuda/conv.cu, as set_conv_backend says).
+// implicit GEMM of kernels/cuda/conv.cu, as set_conv_backend says); on the CPU to Halo's kernels or
+// oneDNN's (kernels/onednn/conv.cpp), as onednn::set_cpu_conv_kernels says.
 #include "kernels/conv.h"
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/ops/common.h"
+#include "kernels/onednn/settings.h"
 
 namespace halo {
 using namespace ops_detail;
@@ -30,6 +32,11 @@ kernels::Conv2dShape conv_shape(const Tensor& x, const Tensor& w, int stride, in
   return s;
 }
 
+// The CPU's convolution implementation for this call: oneDNN or Halo's own (the reference).
+bool cpu_uses_onednn() {
+  return kernels::onednn::cpu_conv_kernels() == kernels::onednn::CpuConvKernels::onednn;
+}
+
 struct Conv2dBackward : Node {
   kernels::Conv2dShape shape;
   Tensor x, w;  // x is saved only if dW is needed, w only if dx is needed
@@ -42,6 +49,8 @@ struct Conv2dBackward : Node {
       if (on_gpu(dev))
         HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_data(shape, dy.data(), w.data(),
                                                                 dx.data(), gpu_stream()));
+      else if (cpu_uses_onednn())
+        kernels::onednn::conv2d_backward_data(shape, dy.data(), w.data(), dx.data());
       else
         kernels::cpu::conv2d_backward_data<float>(shape, dy.data(), w.data(), dx.data());
     }
@@ -50,6 +59,8 @@ struct Conv2dBackward : Node {
       if (on_gpu(dev))
         HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_weight(shape, x.data(), dy.data(),
                                                                   dw.data(), gpu_stream()));
+      else if (cpu_uses_onednn())
+        kernels::onednn::conv2d_backward_weight(shape, x.data(), dy.data(), dw.data());
       else
         kernels::cpu::conv2d_backward_weight<float>(shape, x.data(), dy.data(), dw.data());
     }
@@ -95,6 +106,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int stride, 
   if (on_gpu(dev))
     HALO_GPU(kernels::cudnn::dispatch::conv2d_forward(s, x.data(), w.data(), ptr_or_null(bias),
                                                       y.data(), gpu_stream()));
+  else if (cpu_uses_onednn())  // takes the bias in the same pass, as Halo's kernel does
+    kernels::onednn::conv2d_forward(s, x.data(), w.data(), ptr_or_null(bias), y.data());
   else
     kernels::cpu::conv2d_forward<float>(s, x.data(), w.data(), ptr_or_null(bias), y.data());
   if (needs_grad({&x, &w, &bias})) {

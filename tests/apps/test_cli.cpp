@@ -11,6 +11,7 @@
 
 #include "apps/support/simulated_data.h"
 #include "engine/cuda_memory.h"
+#include "kernels/onednn/settings.h"
 #include "tests/apps/cli_util.h"
 
 namespace fs = std::filesystem;
@@ -98,6 +99,43 @@ TEST_F(Cli, TooSmallImagesAreRefused) {
       run(app("train_halo") + " --data " + small + " --run-dir " + (dir_ / "r3").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("at least 32x32"), std::string::npos) << r.output;
+}
+
+// --cpu-kernels: a bad name is refused by the parser with the valid names; halo and onednn each
+// train a couple of steps and evaluate, and say at start which CPU convolutions run. In a build
+// without oneDNN, onednn is refused saying so.
+TEST_F(Cli, CpuKernelsBadNameIsRefused) {
+  CmdResult r = run(app("train_halo") + " --data " + data_ + " --run-dir " +
+                    (dir_ / "run_bogus").string() + " --cpu-kernels bogus");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("expected halo or onednn"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "run_bogus"));
+  r = run(app("eval_halo") + " --weights " + data_ + " --data " + data_ + " --cpu-kernels bogus");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("expected halo or onednn"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, CpuKernelsHaloAndOneDnnTrainAndEvaluate) {
+  for (const std::string kernels : {"halo", "onednn"}) {
+    SCOPED_TRACE(kernels);
+    const std::string rd = (dir_ / ("run_cpu_" + kernels)).string();
+    CmdResult r = run(app("train_halo") + " --data " + data_ + " --run-dir " + rd +
+                      " --epochs 1 --batch-size 8 --max-batches 2 --quiet --no-tta --device cpu" +
+                      " --cpu-kernels " + kernels);
+    if (kernels == "onednn" && !halo::kernels::onednn::available()) {
+      EXPECT_NE(r.code, 0);
+      EXPECT_NE(r.output.find("built without oneDNN"), std::string::npos) << r.output;
+      continue;
+    }
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("CPU convolutions: " + kernels), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("val MSE"), std::string::npos) << r.output;
+    r = run(app("eval_halo") + " --weights " + rd + "/best.h5 --data " + data_ +
+            " --device cpu --cpu-kernels " + kernels);
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("CPU convolutions: " + kernels), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("MSE"), std::string::npos) << r.output;
+  }
 }
 
 // --device cuda: without a usable GPU a clear refusal naming the reason; with one, a whole tiny run

@@ -1,0 +1,76 @@
+// The CPU convolution switch end to end: one training step (forward in training mode, MSE loss,
+// backward) of each model with oneDNN's convolutions gives the loss and every parameter gradient
+// of the same step with Halo's own kernels. Skips, saying so, in a build without oneDNN.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <string>
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "kernels/onednn/settings.h"
+#include "models/registry.h"
+#include "tests/common/compare.h"
+
+namespace halo {
+namespace {
+
+using kernels::onednn::CpuConvKernels;
+
+struct Step {
+  float loss = 0;
+  std::map<std::string, Tensor> grads;
+};
+
+// One training step of a freshly seeded `name` on a fixed batch, with the given CPU convolutions.
+// The setting is restored on return (also when the step throws).
+Step train_step(const std::string& name, CpuConvKernels k) {
+  kernels::onednn::ScopedCpuConvKernels scope(k);
+  nn::manual_seed(7);
+  auto model = models::make_model(name);
+  model->train();
+  std::mt19937_64 rng(11);
+  // Batch 4 of 64x64: the last stage's batch norm then sees 4 x 2 x 2 values per channel, enough
+  // that normalising does not blow the float32 rounding differences up.
+  const Tensor x = Tensor::randn({4, 1, 64, 64}, rng), y = Tensor::randn({4, 1}, rng);
+  Tensor loss = mse_loss(model->forward(x), y);
+  loss.backward();
+  Step s;
+  s.loss = loss.item();
+  for (const auto& [key, p] : model->named_parameters()) s.grads[key] = p.grad();
+  return s;
+}
+
+class OneDnnModelStep : public ::testing::TestWithParam<std::string> {};
+
+// The two implementations sum each convolution's products in different orders (float32), so the
+// gradients differ by rounding carried through the network: measured 2e-6 to 4e-6 relative to
+// each gradient's largest entry (max_rel_error in the test XML); 1e-4 leaves room for other
+// machines' instruction sets, and a wrong pass gives O(1).
+TEST_P(OneDnnModelStep, GradientsMatchHalosKernels) {
+  if (!kernels::onednn::available()) GTEST_SKIP() << "built without oneDNN";
+  const CpuConvKernels before = kernels::onednn::cpu_conv_kernels();
+  const Step halo_step = train_step(GetParam(), CpuConvKernels::halo);
+  const Step onednn_step = train_step(GetParam(), CpuConvKernels::onednn);
+  EXPECT_EQ(kernels::onednn::cpu_conv_kernels(), before) << "the setting must be restored";
+  EXPECT_NEAR(onednn_step.loss, halo_step.loss, 1e-4 * std::abs(halo_step.loss));
+  ASSERT_EQ(onednn_step.grads.size(), halo_step.grads.size());
+  double worst = 0;
+  for (const auto& [key, g] : halo_step.grads) {
+    ASSERT_TRUE(onednn_step.grads.count(key)) << key;
+    EXPECT_TRUE(halo::test::close_rel(onednn_step.grads.at(key), g, 1e-4, key));
+    worst = std::max(worst, halo::test::rel_error(onednn_step.grads.at(key), g));
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2e", worst);
+  RecordProperty("max_rel_error", text);  // in the test XML: the margin left under 1e-4
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, OneDnnModelStep, ::testing::ValuesIn(models::model_names()));
+
+}  // namespace
+}  // namespace halo
