@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/isa.h"
 #include "kernels/conv.h"
 #include "kernels/onednn/settings.h"
 
@@ -170,6 +171,9 @@ void register_conv_benchmarks() {
 
 int main(int argc, char** argv) {
   register_conv_benchmarks();
+  // Which instruction-set variant Halo's CPU kernels run (kernels/cpu/isa.h; HALO_CPU_ISA lowers it).
+  benchmark::AddCustomContext("halo_cpu_isa",
+                              halo::kernels::cpu::isa_name(halo::kernels::cpu::isa()));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -3,6 +3,7 @@
 #include "apps/support/trainer.h"
 
 #include <fmt/format.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <stdexcept>
 
 #include "apps/support/plot.h"
+#include "kernels/cpu/isa.h"
 #include "engine/autograd.h"
 #include "engine/cuda_memory.h"
 #include "engine/ops.h"
@@ -126,9 +128,10 @@ void configure_gpu(const std::string& backend, bool tf32) {
 }
 
 std::string check_cpu_kernels(const std::string& kernels) {
-  if (kernels != "halo" && kernels != "onednn") return kernels + ": expected halo or onednn";
-  if (kernels == "onednn" && !halo::kernels::onednn::available())
-    return "onednn: Halo was built without oneDNN (install libdnnl-dev and rebuild), use halo";
+  if (kernels != "halo" && kernels != "onednn" && kernels != "fastest")
+    return kernels + ": expected halo, onednn or fastest";
+  if (kernels != "halo" && !halo::kernels::onednn::available())
+    return kernels + ": Halo was built without oneDNN (install libdnnl-dev and rebuild), use halo";
   return "";
 }
 
@@ -141,8 +144,11 @@ void configure_cpu(const std::string& kernels) {
 
 std::string describe_kernels(const std::string& device, const std::string& gpu_kernels) {
   if (device == "cuda") return "device: cuda (GPU kernels: " + gpu_kernels + ")";
+  // isa(): the instruction set the CPU kernels run with (kernels/cpu/isa.h; HALO_CPU_ISA lowers it).
   return std::string("device: cpu (CPU convolutions: ") +
-         halo::kernels::onednn::to_string(halo::kernels::onednn::cpu_conv_kernels()) + ")";
+         halo::kernels::onednn::to_string(halo::kernels::onednn::cpu_conv_kernels()) +
+         "; Halo's CPU kernels: " + halo::kernels::cpu::isa_name(halo::kernels::cpu::isa()) + ", " +
+         std::to_string(omp_get_max_threads()) + " threads)";
 }
 
 // ---- prediction ---------------------------------------------------------------------------------------

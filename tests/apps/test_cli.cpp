@@ -108,11 +108,11 @@ TEST_F(Cli, CpuKernelsBadNameIsRefused) {
   CmdResult r = run(app("train_halo") + " --data " + data_ + " --run-dir " +
                     (dir_ / "run_bogus").string() + " --cpu-kernels bogus");
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("expected halo or onednn"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("expected halo, onednn or fastest"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir_ / "run_bogus"));
   r = run(app("eval_halo") + " --weights " + data_ + " --data " + data_ + " --cpu-kernels bogus");
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("expected halo or onednn"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("expected halo, onednn or fastest"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, CpuKernelsHaloAndOneDnnTrainAndEvaluate) {
@@ -136,6 +136,23 @@ TEST_F(Cli, CpuKernelsHaloAndOneDnnTrainAndEvaluate) {
     EXPECT_NE(r.output.find("CPU convolutions: " + kernels), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("MSE"), std::string::npos) << r.output;
   }
+}
+
+// HALO_CPU_ISA picks the CPU kernels' instruction set (kernels/cpu/isa.h): sse2 runs and says so;
+// a name that is no variant is refused with the valid ones, before any run folder is made.
+TEST_F(Cli, CpuIsaVariableIsObeyedOrRefused) {
+  const std::string rd = (dir_ / "run_sse2").string();
+  CmdResult r = run("HALO_CPU_ISA=sse2 " + app("train_halo") + " --data " + data_ +
+                    " --run-dir " + rd +
+                    " --epochs 1 --batch-size 8 --max-batches 2 --quiet --no-tta --device cpu");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("Halo's CPU kernels: sse2"), std::string::npos) << r.output;
+  r = run("HALO_CPU_ISA=avx3 " + app("train_halo") + " --data " + data_ + " --run-dir " +
+          (dir_ / "run_avx3").string() + " --epochs 1 --quiet --device cpu");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("HALO_CPU_ISA=avx3: expected sse2, avx2 or avx512"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "run_avx3"));
 }
 
 // --device cuda: without a usable GPU a clear refusal naming the reason; with one, a whole tiny run
