@@ -26,6 +26,7 @@
 #include "engine/cuda_memory.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/onednn/settings.h"
 #include "models/registry.h"
 
@@ -69,7 +70,7 @@ struct Setup {
 // Selects the CPU convolutions for one benchmark (restored after it); false, with the benchmark
 // marked as an error, where they are not built.
 bool select_cpu_kernels(benchmark::State& state, CpuConvKernels k) {
-  if (k == CpuConvKernels::onednn && !kernels::onednn::available()) {
+  if (k != CpuConvKernels::halo && !kernels::onednn::available()) {
     state.SkipWithError("Halo was built without oneDNN (install libdnnl-dev and rebuild)");
     return false;
   }
@@ -164,7 +165,8 @@ void BM_Forward(benchmark::State& state, const std::string& name, bool training,
 int main(int argc, char** argv) {
   // Two threads (the CI machines' cores) unless the caller chose otherwise.
   if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(2);
-  const CpuConvKernels cpu_kernels[] = {CpuConvKernels::halo, CpuConvKernels::onednn};
+  const CpuConvKernels cpu_kernels[] = {CpuConvKernels::halo, CpuConvKernels::onednn,
+                                         CpuConvKernels::fastest};
   for (const std::string& name : models::model_names()) {
     for (CpuConvKernels k : cpu_kernels) {
       const std::string suffix = std::string("/") + kernels::onednn::to_string(k);
@@ -196,6 +198,9 @@ int main(int argc, char** argv) {
           ->MinTime(2.0);
     }
   }
+  // Which instruction-set variant Halo's CPU kernels run (kernels/cpu/isa.h; HALO_CPU_ISA lowers it).
+  benchmark::AddCustomContext("halo_cpu_isa",
+                              halo::kernels::cpu::isa_name(halo::kernels::cpu::isa()));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -7,6 +7,11 @@
 // oneDNN's (kernels/onednn/conv.cpp), as onednn::set_cpu_conv_kernels says.
 #include "kernels/conv.h"
 
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <tuple>
+
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/ops/common.h"
@@ -32,9 +37,59 @@ kernels::Conv2dShape conv_shape(const Tensor& x, const Tensor& w, int stride, in
   return s;
 }
 
-// The CPU's convolution implementation for this call: oneDNN or Halo's own (the reference).
-bool cpu_uses_onednn() {
-  return kernels::onednn::cpu_conv_kernels() == kernels::onednn::CpuConvKernels::onednn;
+// Which CPU implementation runs one pass of one convolution shape.
+enum class Pass { forward, backward_data, backward_weight };
+
+// With CpuConvKernels::fastest: the implementation found faster for each (shape, pass), timed on
+// its first call. Both implementations overwrite their outputs, so running both is harmless; each
+// runs once untimed first (oneDNN builds its primitive, Halo grows its scratch buffers), then once
+// timed, and the faster is kept. Ties go to Halo's.
+struct FastestKey {
+  int n, c_in, h, w, c_out, kh, kw, stride, pad, groups, pass;
+  bool operator<(const FastestKey& o) const {
+    return std::tie(n, c_in, h, w, c_out, kh, kw, stride, pad, groups, pass) <
+           std::tie(o.n, o.c_in, o.h, o.w, o.c_out, o.kh, o.kw, o.stride, o.pad, o.groups, o.pass);
+  }
+};
+
+template <class Halo, class OneDnn>
+void run_fastest(const kernels::Conv2dShape& s, Pass pass, Halo&& halo, OneDnn&& onednn) {
+  static std::mutex mu;
+  static std::map<FastestKey, bool> use_onednn;  // per (shape, pass), decided once
+  const FastestKey key{s.n,  s.c_in,   s.h,   s.w,      s.c_out,  s.kh,
+                       s.kw, s.stride, s.pad, s.groups, int(pass)};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = use_onednn.find(key);
+    if (it != use_onednn.end()) return it->second ? onednn() : halo();
+  }
+  auto seconds = [](auto&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  halo();
+  onednn();
+  const double t_halo = seconds(halo), t_onednn = seconds(onednn);
+  const bool pick = t_onednn < t_halo;
+  if (pick) onednn();  // the last call must leave the chosen implementation's output
+  std::lock_guard<std::mutex> lock(mu);
+  use_onednn.emplace(key, pick);
+}
+
+// Runs one pass with the CPU implementation the switch names (kernels/onednn/settings.h).
+// Depthwise convolutions (ConvNeXt's 7x7) stay on Halo's direct loops even when oneDNN is chosen:
+// oneDNN 2.6 has no AVX2 JIT kernel for their weight gradient (it falls back to a generic GEMM,
+// 5-8x slower than Halo's loop) and its layout reorders cost more than Halo's whole pass
+// (bench_kernels_cpu, BM_Conv_* beside BM_OneDnnConv_*; docs/PERFORMANCE.md).
+template <class Halo, class OneDnn>
+void run_on_cpu(const kernels::Conv2dShape& s, Pass pass, Halo&& halo, OneDnn&& onednn) {
+  using kernels::onednn::CpuConvKernels;
+  const bool depthwise = s.groups > 1 && s.groups == s.c_in && s.groups == s.c_out;
+  const CpuConvKernels k = kernels::onednn::cpu_conv_kernels();
+  if (k == CpuConvKernels::halo || depthwise) return halo();
+  if (k == CpuConvKernels::onednn) return onednn();
+  run_fastest(s, pass, halo, onednn);
 }
 
 struct Conv2dBackward : Node {
@@ -49,20 +104,28 @@ struct Conv2dBackward : Node {
       if (on_gpu(dev))
         HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_data(shape, dy.data(), w.data(),
                                                                 dx.data(), gpu_stream()));
-      else if (cpu_uses_onednn())
-        kernels::onednn::conv2d_backward_data(shape, dy.data(), w.data(), dx.data());
       else
-        kernels::cpu::conv2d_backward_data<float>(shape, dy.data(), w.data(), dx.data());
+        run_on_cpu(
+            shape, Pass::backward_data,
+            [&] {
+              kernels::cpu::conv2d_backward_data<float>(shape, dy.data(), w.data(), dx.data());
+            },
+            [&] { kernels::onednn::conv2d_backward_data(shape, dy.data(), w.data(), dx.data()); });
     }
     if (next[1].active()) {  // dL/dw = sum over batch and pixels of dy (x) im2col(x)
       dw = Tensor::empty({shape.c_out, shape.c_in_per_group(), shape.kh, shape.kw}, dev);
       if (on_gpu(dev))
         HALO_GPU(kernels::cudnn::dispatch::conv2d_backward_weight(shape, x.data(), dy.data(),
                                                                   dw.data(), gpu_stream()));
-      else if (cpu_uses_onednn())
-        kernels::onednn::conv2d_backward_weight(shape, x.data(), dy.data(), dw.data());
       else
-        kernels::cpu::conv2d_backward_weight<float>(shape, x.data(), dy.data(), dw.data());
+        run_on_cpu(
+            shape, Pass::backward_weight,
+            [&] {
+              kernels::cpu::conv2d_backward_weight<float>(shape, x.data(), dy.data(), dw.data());
+            },
+            [&] {
+              kernels::onednn::conv2d_backward_weight(shape, x.data(), dy.data(), dw.data());
+            });
     }
     if (next.size() > 2 && next[2].active()) {  // dL/db = sum over batch and pixels of dy
       db = Tensor::empty({shape.c_out}, dev);
@@ -106,10 +169,15 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int stride, 
   if (on_gpu(dev))
     HALO_GPU(kernels::cudnn::dispatch::conv2d_forward(s, x.data(), w.data(), ptr_or_null(bias),
                                                       y.data(), gpu_stream()));
-  else if (cpu_uses_onednn())  // takes the bias in the same pass, as Halo's kernel does
-    kernels::onednn::conv2d_forward(s, x.data(), w.data(), ptr_or_null(bias), y.data());
-  else
-    kernels::cpu::conv2d_forward<float>(s, x.data(), w.data(), ptr_or_null(bias), y.data());
+  else  // oneDNN takes the bias in the same pass, as Halo's kernel does
+    run_on_cpu(
+        s, Pass::forward,
+        [&] {
+          kernels::cpu::conv2d_forward<float>(s, x.data(), w.data(), ptr_or_null(bias), y.data());
+        },
+        [&] {
+          kernels::onednn::conv2d_forward(s, x.data(), w.data(), ptr_or_null(bias), y.data());
+        });
   if (needs_grad({&x, &w, &bias})) {
     auto node = std::make_shared<Conv2dBackward>();
     node->shape = s;

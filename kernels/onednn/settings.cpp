@@ -4,12 +4,13 @@
 
 #include <atomic>
 #include <stdexcept>
+#include <string>
 
 namespace halo::kernels::onednn {
 
 namespace {
 #ifdef HALO_HAVE_ONEDNN
-constexpr CpuConvKernels kDefault = CpuConvKernels::onednn;
+constexpr CpuConvKernels kDefault = CpuConvKernels::fastest;
 #else
 constexpr CpuConvKernels kDefault = CpuConvKernels::halo;
 #endif
@@ -21,10 +22,10 @@ CpuConvKernels default_cpu_conv_kernels() {
 }
 
 void set_cpu_conv_kernels(CpuConvKernels k) {
-  if (k == CpuConvKernels::onednn && !available())
-    throw std::runtime_error(
-        "CPU convolution kernels 'onednn': Halo was built without oneDNN (install libdnnl-dev and "
-        "rebuild, or use halo)");
+  if (k != CpuConvKernels::halo && !available())
+    throw std::runtime_error(std::string("CPU convolution kernels '") + to_string(k) +
+                             "': Halo was built without oneDNN (install libdnnl-dev and rebuild, "
+                             "or use halo)");
   g_kernels = k;
 }
 
@@ -33,13 +34,23 @@ CpuConvKernels cpu_conv_kernels() {
 }
 
 const char* to_string(CpuConvKernels k) {
-  return k == CpuConvKernels::onednn ? "onednn" : "halo";
+  switch (k) {
+    case CpuConvKernels::halo:
+      return "halo";
+    case CpuConvKernels::onednn:
+      return "onednn";
+    case CpuConvKernels::fastest:
+      return "fastest";
+  }
+  return "?";
 }
 
 CpuConvKernels parse_cpu_conv_kernels(const std::string& name) {
   if (name == "halo") return CpuConvKernels::halo;
   if (name == "onednn") return CpuConvKernels::onednn;
-  throw std::invalid_argument("CPU convolution kernels '" + name + "': expected halo or onednn");
+  if (name == "fastest") return CpuConvKernels::fastest;
+  throw std::invalid_argument("CPU convolution kernels '" + name +
+                              "': expected halo, onednn or fastest");
 }
 
 }  // namespace halo::kernels::onednn

@@ -11,10 +11,15 @@ namespace halo::kernels::onednn {
 // onednn:: convolutions throw std::runtime_error saying how to get them.
 bool available();
 
-enum class CpuConvKernels { halo, onednn };
+// halo: Halo's kernels for every convolution. onednn: oneDNN's, except depthwise convolutions,
+// which stay Halo's (engine/ops/conv.cpp says why). fastest: for each shape and pass (forward,
+// backward-data, backward-weight), both are timed on first use and the faster one is kept for the
+// rest of the process, as PyTorch's cudnn.benchmark does on the GPU; the two agree to float
+// rounding (tests/models/test_onednn_models.cpp), but which one ran may differ between runs.
+enum class CpuConvKernels { halo, onednn, fastest };
 
-// oneDNN where it is built (it is the faster: bench_models' TrainStep/<model>/<kernels>), else
-// Halo's.
+// fastest where oneDNN is built (neither is faster for every layer: bench_models'
+// TrainStep/<model>/<kernels>, docs/PERFORMANCE.md), else halo.
 CpuConvKernels default_cpu_conv_kernels();
 // Which implementation engine/ops/conv.cpp runs for float32 convolutions on the CPU (forward,
 // backward-data, backward-weight; the bias gradient is always Halo's). Choosing onednn in a build
@@ -22,7 +27,8 @@ CpuConvKernels default_cpu_conv_kernels();
 void set_cpu_conv_kernels(CpuConvKernels k);
 CpuConvKernels cpu_conv_kernels();
 
-// "halo" / "onednn"; parse throws std::invalid_argument ("... expected halo or onednn").
+// "halo" / "onednn" / "fastest"; parse throws std::invalid_argument ("... expected halo, onednn
+// or fastest").
 const char* to_string(CpuConvKernels k);
 CpuConvKernels parse_cpu_conv_kernels(const std::string& name);
 

@@ -202,16 +202,18 @@ TEST(OneDnnUnavailable, StandInsSayHowToGetOneDnn) {
 TEST(OneDnnSettings, ParseNamesAndScopes) {
   EXPECT_EQ(parse_cpu_conv_kernels("halo"), CpuConvKernels::halo);
   EXPECT_EQ(parse_cpu_conv_kernels("onednn"), CpuConvKernels::onednn);
+  EXPECT_EQ(parse_cpu_conv_kernels("fastest"), CpuConvKernels::fastest);
   EXPECT_STREQ(to_string(CpuConvKernels::halo), "halo");
   EXPECT_STREQ(to_string(CpuConvKernels::onednn), "onednn");
+  EXPECT_STREQ(to_string(CpuConvKernels::fastest), "fastest");
   try {
     parse_cpu_conv_kernels("mkl");
     ADD_FAILURE() << "no exception";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("expected halo or onednn"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("expected halo, onednn or fastest"), std::string::npos);
   }
   EXPECT_EQ(default_cpu_conv_kernels(),
-            available() ? CpuConvKernels::onednn : CpuConvKernels::halo);
+            available() ? CpuConvKernels::fastest : CpuConvKernels::halo);
   const CpuConvKernels before = cpu_conv_kernels();
   {
     ScopedCpuConvKernels scope(CpuConvKernels::halo);
