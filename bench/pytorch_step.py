@@ -441,6 +441,25 @@ def profile_tables(report, model, halo_rows, halo_fwd, halo_step, torch_prof, ba
 
 # --------------------------------------------------------------------------------------------
 
+def median_over_rounds(rounds, field):
+    """One dict from a list of per-round dicts (same keys): each entry is the first round's, with
+    `field` replaced by its median over the rounds, `min`/`max` by the extremes where present,
+    `peak_mib` by the largest, and `rounds` listing every round's value."""
+    out = {}
+    for key in rounds[0]:
+        values = [r[key][field] for r in rounds if key in r and r[key].get(field) is not None]
+        entry = dict(rounds[0][key])
+        if values:
+            entry[field] = statistics.median(values)
+            entry["rounds"] = values
+        for agg, fn in (("min", min), ("max", max), ("peak_mib", max)):
+            vals = [r[key][agg] for r in rounds if key in r and r[key].get(agg) is not None]
+            if vals:
+                entry[agg] = fn(vals)
+        out[key] = entry
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -452,6 +471,8 @@ def main():
     p.add_argument("--size", type=int, default=150)
     p.add_argument("--threads", type=int, default=2, help="threads for both sides (2)")
     p.add_argument("--warmup", type=int, default=3, help="PyTorch warm-up steps")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run Halo then PyTorch this many times in turn; report medians (1)")
     p.add_argument("--iters", type=int, default=5, help="PyTorch timed steps (median)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--default-malloc", action="store_true", help="do not tune glibc malloc")
@@ -490,28 +511,43 @@ def main():
     if not args.default_malloc:
         env.update(TUNED_MALLOC)
 
-    # Halo first, then PyTorch: never both at once, they would share the cores.
-    halo, halo_peaks = {}, {}
+    # Halo, then PyTorch: never both at once, they would share the cores. With --rounds N the pair
+    # runs N times in turn and each number is the median over the rounds: on a shared VM the speed
+    # of the whole machine drifts by 20-40% over minutes, and alternating keeps such a drift from
+    # landing on one side only.
     bench = find_binary(args.halo_bin, "bench", "bench_models")
-    if args.halo:
-        with open(args.halo) as f:
-            halo = halo_numbers(json.load(f))
-    elif bench:
-        halo, halo_peaks = run_halo(bench, args.models, args.threads, args.device)
-    else:
+    if not args.halo and not bench:
         sys.exit(f"pytorch_step: no bench_models under {args.halo_bin} (build Halo with "
                  f"scripts/build.sh, or pass --halo-bin DIR or --halo BENCH.json)")
-
-    train, evals = {}, {}
-    for name in args.models:
-        r = train[name] = run_python_child("child-train", name, args, env)
-        print(f"pytorch TrainStep/{name:20s} {r['median']:8.2f} ms/image (min {r['min']:.2f}, "
-              f"max {r['max']:.2f}; cpu use {r['cpu_util']:.2f} cores), peak RSS "
-              f"{r['peak_mib']:7.1f} MiB", file=sys.stderr, flush=True)
-        if cpu:
-            r = evals[name] = run_python_child("child-eval", name, args, env, args.eval_batch)
-            print(f"pytorch EvalForward/{name:18s} {r['median']:8.2f} ms/image (batch "
-                  f"{args.eval_batch})", file=sys.stderr, flush=True)
+    halo_rounds, train_rounds, eval_rounds = [], [], []
+    halo_peaks = {}
+    for rnd in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {rnd + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        if args.halo:
+            with open(args.halo) as f:
+                halo_rounds.append(halo_numbers(json.load(f)))
+        else:
+            h, peaks = run_halo(bench, args.models, args.threads, args.device)
+            halo_rounds.append(h)
+            for key, mib in peaks.items():
+                halo_peaks[key] = max(halo_peaks.get(key, 0.0), mib)
+        train_r, evals_r = {}, {}
+        for name in args.models:
+            r = train_r[name] = run_python_child("child-train", name, args, env)
+            print(f"pytorch TrainStep/{name:20s} {r['median']:8.2f} ms/image (min {r['min']:.2f}, "
+                  f"max {r['max']:.2f}; cpu use {r['cpu_util']:.2f} cores), peak RSS "
+                  f"{r['peak_mib']:7.1f} MiB", file=sys.stderr, flush=True)
+            if cpu:
+                r = evals_r[name] = run_python_child("child-eval", name, args, env,
+                                                     args.eval_batch)
+                print(f"pytorch EvalForward/{name:18s} {r['median']:8.2f} ms/image (batch "
+                      f"{args.eval_batch})", file=sys.stderr, flush=True)
+        train_rounds.append(train_r)
+        eval_rounds.append(evals_r)
+    halo = median_over_rounds(halo_rounds, "ms")
+    train = median_over_rounds(train_rounds, "median")
+    evals = median_over_rounds(eval_rounds, "median")
 
     step_kind = "TrainStep" if cpu else "GpuTrainStep"
     kernels = sorted({k for (kind, _, k) in halo if kind == step_kind})
@@ -522,7 +558,9 @@ def main():
                 f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end. "
                 f"PyTorch {first['torch']} + timm {first['timm']} "
                 f"({'default' if args.default_malloc else 'tuned'} malloc, median of "
-                f"{args.iters} after {args.warmup} warm-up), Halo's bench_models "
+                f"{args.iters} after {args.warmup} warm-up"
+                f"{f'; median of {args.rounds} rounds, Halo and PyTorch in turn' if args.rounds > 1 else ''}"
+                f"), Halo's bench_models "
                 f"({args.halo or bench}). {args.threads} threads each.\n")
     # compare_pytorch.sh passes its own command line, the one to quote when rerunning.
     cmd = os.environ.get("COMPARE_COMMAND") or " ".join(["bench/pytorch_step.py"] + sys.argv[1:])

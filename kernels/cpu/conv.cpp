@@ -628,11 +628,18 @@ void conv2d_backward_bias(const Conv2dShape& s, const T* dy, T* db) {
   const Idx P = Idx(s.h_out()) * s.w_out();
 #pragma omp parallel for schedule(static)
   for (int co = 0; co < s.c_out; ++co) {
-    double sum = 0;
+    // 8 independent partial sums: one running sum is a serial chain of dependent adds that the
+    // compiler may not reorder; independent lanes it keeps in a vector register.
+    double part[8] = {};
     for (int n = 0; n < s.n; ++n) {
       const T* d = dy + (Idx(n) * s.c_out + co) * P;
-      for (Idx i = 0; i < P; ++i) sum += d[i];
+      Idx i = 0;
+      for (; i + 8 <= P; i += 8)
+        for (int j = 0; j < 8; ++j) part[j] += d[i + j];
+      for (; i < P; ++i) part[0] += d[i];
     }
+    double sum = 0;
+    for (double v : part) sum += v;
     db[co] = T(sum);
   }
 }
