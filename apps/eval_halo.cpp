@@ -47,9 +47,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   std::string cpu_kernels = kernels::onednn::to_string(kernels::onednn::default_cpu_conv_kernels());
   app.add_option("--cpu-kernels", cpu_kernels,
-                 "on the CPU: fastest (per layer and pass the faster of the two, timed on first use; the "
-                 "default where built with oneDNN) | onednn (oneDNN convolutions, depthwise ones Halo's) | "
-                 "halo (Halo's own CPU kernels, the reference)")
+                 "on the CPU: onednn (oneDNN convolutions, depthwise ones Halo's; the default where built "
+                 "with oneDNN) | halo (Halo's own CPU kernels, the reference) | fastest (per layer and "
+                 "pass the faster of the two, timed on first use; not bit-reproducible across processes)")
       ->check(CLI::Validator([](std::string& v) { return train::check_cpu_kernels(v); },
                              "halo|onednn|fastest"));
   CLI11_PARSE(app, argc, argv);

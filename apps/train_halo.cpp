@@ -49,9 +49,9 @@ int main(int argc, char** argv) {
                  "(Halo's own CUDA kernels; the only choice on the emulated device)")
       ->check(CLI::IsMember({"cudnn", "handwritten"}));
   app.add_option("--cpu-kernels", cpu_kernels,
-                 "on the CPU: fastest (per layer and pass the faster of the two, timed on first use; the "
-                 "default where built with oneDNN) | onednn (oneDNN convolutions, depthwise ones Halo's) | "
-                 "halo (Halo's own CPU kernels, the reference)")
+                 "on the CPU: onednn (oneDNN convolutions, depthwise ones Halo's; the default where built "
+                 "with oneDNN) | halo (Halo's own CPU kernels, the reference) | fastest (per layer and "
+                 "pass the faster of the two, timed on first use; not bit-reproducible across processes)")
       ->check(CLI::Validator([](std::string& v) { return train::check_cpu_kernels(v); },
                              "halo|onednn|fastest"));
   app.add_flag("--no-tf32", no_tf32, "on the GPU: no TF32 tensor cores (default: as PyTorch, TF32 for convolutions)");

@@ -72,7 +72,9 @@ void run_fastest(const kernels::Conv2dShape& s, Pass pass, Halo&& halo, OneDnn&&
   onednn();
   const double t_halo = seconds(halo), t_onednn = seconds(onednn);
   const bool pick = t_onednn < t_halo;
-  if (pick) onednn();  // the last call must leave the chosen implementation's output
+  // The output must be the chosen implementation's, from this call as from every later one: the
+  // timed oneDNN call ran last, so Halo's runs again when it is the one kept.
+  if (!pick) halo();
   std::lock_guard<std::mutex> lock(mu);
   use_onednn.emplace(key, pick);
 }

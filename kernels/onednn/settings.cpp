@@ -10,7 +10,7 @@ namespace halo::kernels::onednn {
 
 namespace {
 #ifdef HALO_HAVE_ONEDNN
-constexpr CpuConvKernels kDefault = CpuConvKernels::fastest;
+constexpr CpuConvKernels kDefault = CpuConvKernels::onednn;
 #else
 constexpr CpuConvKernels kDefault = CpuConvKernels::halo;
 #endif

@@ -15,11 +15,12 @@ bool available();
 // which stay Halo's (engine/ops/conv.cpp says why). fastest: for each shape and pass (forward,
 // backward-data, backward-weight), both are timed on first use and the faster one is kept for the
 // rest of the process, as PyTorch's cudnn.benchmark does on the GPU; the two agree to float
-// rounding (tests/models/test_onednn_models.cpp), but which one ran may differ between runs.
+// rounding (tests/models/test_onednn_models.cpp), but which one ran may differ between processes,
+// so a run resumed in a new process is no longer bit for bit the uninterrupted one.
 enum class CpuConvKernels { halo, onednn, fastest };
 
-// fastest where oneDNN is built (neither is faster for every layer: bench_models'
-// TrainStep/<model>/<kernels>, docs/PERFORMANCE.md), else halo.
+// onednn where it is built, else halo: the deterministic choices (fastest is opt-in because its
+// choice depends on timings).
 CpuConvKernels default_cpu_conv_kernels();
 // Which implementation engine/ops/conv.cpp runs for float32 convolutions on the CPU (forward,
 // backward-data, backward-weight; the bias gradient is always Halo's). Choosing onednn in a build

@@ -213,7 +213,7 @@ TEST(OneDnnSettings, ParseNamesAndScopes) {
     EXPECT_NE(std::string(e.what()).find("expected halo, onednn or fastest"), std::string::npos);
   }
   EXPECT_EQ(default_cpu_conv_kernels(),
-            available() ? CpuConvKernels::fastest : CpuConvKernels::halo);
+            available() ? CpuConvKernels::onednn : CpuConvKernels::halo);
   const CpuConvKernels before = cpu_conv_kernels();
   {
     ScopedCpuConvKernels scope(CpuConvKernels::halo);

@@ -85,6 +85,25 @@ TEST_P(OneDnnModelStep, GradientsMatchHalosKernels) {
   RecordProperty("max_rel_error", text);  // in the test XML: the margin left under 1e-4
 }
 
+// fastest times both implementations on the first call of a shape and keeps one: that first call
+// must already return the kept implementation's output, bit for bit what every later call returns
+// and what that implementation alone returns (a shape no other test uses, so this call decides).
+TEST(OneDnnFastest, FirstCallReturnsTheKeptImplementationsOutput) {
+  if (!kernels::onednn::available()) GTEST_SKIP() << "built without oneDNN";
+  std::mt19937_64 rng(17);
+  const Tensor x = Tensor::randn({3, 5, 23, 19}, rng), w = Tensor::randn({7, 5, 3, 3}, rng),
+               b = Tensor::randn({7}, rng);
+  auto run = [&](CpuConvKernels k) {
+    kernels::onednn::ScopedCpuConvKernels scope(k);
+    return conv2d(x, w, b, 2, 1).to_vector();
+  };
+  const std::vector<float> first = run(CpuConvKernels::fastest),
+                           second = run(CpuConvKernels::fastest), halo = run(CpuConvKernels::halo),
+                           onednn = run(CpuConvKernels::onednn);
+  EXPECT_EQ(first, second);
+  EXPECT_TRUE(first == halo || first == onednn) << "neither implementation's output";
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, OneDnnModelStep, ::testing::ValuesIn(models::model_names()));
 
 }  // namespace
