@@ -61,14 +61,15 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
     throw std::invalid_argument("max_pool2d: input " + x.str() + " smaller than the window");
   const Device dev = x.device();
   Tensor y = Tensor::empty({s.n, s.c, s.h_out(), s.w_out()}, dev);
+  const bool grad = needs_grad({&x});
   auto argmax =
       std::make_shared<Storage>(static_cast<std::size_t>(s.y_size()) * sizeof(int32_t), dev);
   auto* am = static_cast<int32_t*>(argmax->data());
   if (on_gpu(dev))
     HALO_GPU(kernels::cuda::max_pool2d_forward(s, x.data(), y.data(), am, gpu_stream()));
-  else
-    kernels::cpu::max_pool2d_forward<float>(s, x.data(), y.data(), am);
-  if (needs_grad({&x})) {
+  else  // without a gradient to route (eval), the CPU kernel skips the argmax
+    kernels::cpu::max_pool2d_forward<float>(s, x.data(), y.data(), grad ? am : nullptr);
+  if (grad) {
     auto node = std::make_shared<MaxPoolBackward>();
     node->shape = s;
     node->argmax = std::move(argmax);

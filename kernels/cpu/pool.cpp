@@ -1,12 +1,14 @@
 // CPU reference for the pooling kernels of kernels/pool.h: max pooling with argmax (ResNet's stem)
 // and global average pooling (every model's head). Planes (n, c) are independent and run in
 // parallel.
-#include "kernels/cpu/variant.h"
 #include "kernels/pool.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
+
+#include "kernels/cpu/variant.h"
 
 namespace halo::kernels::cpu::HALO_CPU_VARIANT {
 namespace {
@@ -17,35 +19,67 @@ constexpr long long kParallelMin = 1 << 15;
 // y[oy, ox] = max over the k x k window at (oy*stride - pad, ox*stride - pad), padding = -inf.
 // Scan order and comparison are PyTorch's CPU kernel: `val > max || isnan(val)`, so ties keep the
 // first element in row-major order and a NaN wins. Traffic: reads x once (~k^2/stride^2 times
-// through cache), writes y and argmax.
+// through cache), writes y and argmax (argmax may be nullptr: eval, nothing to backpropagate).
+//
+// Each output row is built one window element (iy, kx) at a time over all its columns, in the same
+// row-major order, so the inner loop runs over ox: a strided load, a compare and two selects that
+// the compiler vectorises. Columns whose window crosses the left or right edge ([0, ox_lo) and
+// [ox_hi, wo)) take the bounds-checked loop.
 template <class T>
 void max_pool2d_forward(const Pool2dShape& s, const T* x, T* y, int32_t* argmax) {
   const int ho = s.h_out(), wo = s.w_out();
   const long long planes = 1LL * s.n * s.c;
-#pragma omp parallel for schedule(static) if (s.x_size() >= kParallelMin)
-  for (long long pl = 0; pl < planes; ++pl) {
-    const T* xp = x + pl * s.h * s.w;
-    T* yp = y + pl * ho * wo;
-    int32_t* ap = argmax ? argmax + pl * ho * wo : nullptr;
-    for (int oy = 0; oy < ho; ++oy) {
-      const int y0 = std::max(oy * s.stride - s.pad, 0);
-      const int y1 = std::min(oy * s.stride - s.pad + s.k, s.h);
-      for (int ox = 0; ox < wo; ++ox) {
-        const int x0 = std::max(ox * s.stride - s.pad, 0);
-        const int x1 = std::min(ox * s.stride - s.pad + s.k, s.w);
-        T best = -std::numeric_limits<T>::infinity();
-        int32_t best_i = y0 * s.w + x0;  // PyTorch's start value: first in-bounds element
+  // Interior columns: ox*stride - pad >= 0 and ox*stride - pad + k <= w.
+  const int ox_lo = std::min(wo, (s.pad + s.stride - 1) / s.stride);
+  const int ox_hi = std::max(ox_lo, std::min(wo, (s.w + s.pad - s.k) / s.stride + 1));
+#pragma omp parallel if (s.x_size() >= kParallelMin)
+  {
+    std::vector<T> best(wo);
+    std::vector<int32_t> best_i(wo);
+#pragma omp for schedule(static)
+    for (long long pl = 0; pl < planes; ++pl) {
+      const T* xp = x + pl * s.h * s.w;
+      T* yp = y + pl * ho * wo;
+      int32_t* ap = argmax ? argmax + pl * ho * wo : nullptr;
+      for (int oy = 0; oy < ho; ++oy) {
+        const int y0 = std::max(oy * s.stride - s.pad, 0);
+        const int y1 = std::min(oy * s.stride - s.pad + s.k, s.h);
+        for (int ox = 0; ox < wo; ++ox) {
+          best[ox] = -std::numeric_limits<T>::infinity();
+          // PyTorch's start value: the first in-bounds element.
+          best_i[ox] = y0 * s.w + std::max(ox * s.stride - s.pad, 0);
+        }
         for (int iy = y0; iy < y1; ++iy) {
-          for (int ix = x0; ix < x1; ++ix) {
-            const T v = xp[iy * s.w + ix];
-            if (v > best || std::isnan(v)) {
-              best = v;
-              best_i = iy * s.w + ix;
+          const T* row = xp + iy * s.w;
+          for (int kx = 0; kx < s.k; ++kx) {
+            auto visit = [&](int ox) {
+              const int ix = ox * s.stride - s.pad + kx;
+              const T v = row[ix];
+              const bool take = v > best[ox] || v != v;  // v != v: NaN
+              best[ox] = take ? v : best[ox];
+              best_i[ox] = take ? iy * s.w + ix : best_i[ox];
+            };
+            for (int ox = 0; ox < ox_lo; ++ox) {
+              const int ix = ox * s.stride - s.pad + kx;
+              if (ix >= 0 && ix < s.w) visit(ox);
+            }
+            if (ap) {
+              for (int ox = ox_lo; ox < ox_hi; ++ox) visit(ox);
+            } else {  // no argmax: one select less per element
+              const int off = kx - s.pad;
+              for (int ox = ox_lo; ox < ox_hi; ++ox) {
+                const T v = row[ox * s.stride + off];
+                best[ox] = (v > best[ox] || v != v) ? v : best[ox];
+              }
+            }
+            for (int ox = ox_hi; ox < wo; ++ox) {
+              const int ix = ox * s.stride - s.pad + kx;
+              if (ix >= 0 && ix < s.w) visit(ox);
             }
           }
         }
-        yp[oy * wo + ox] = best;
-        if (ap) ap[oy * wo + ox] = best_i;
+        std::copy(best.begin(), best.end(), yp + oy * wo);
+        if (ap) std::copy(best_i.begin(), best_i.end(), ap + oy * wo);
       }
     }
   }

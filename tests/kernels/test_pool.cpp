@@ -100,6 +100,10 @@ TEST_P(MaxPoolShapes, ForwardMatchesBruteForce) {
   std::vector<int32_t> argf(s.y_size());
   cpu::max_pool2d_forward<float>(s, xf.data(), yf.data(), argf.data());
   EXPECT_EQ(argf, rarg);
+  // Without an argmax (eval): the same maxima, through the loop that tracks no index.
+  std::vector<float> yf_only(s.y_size(), std::nanf(""));
+  cpu::max_pool2d_forward<float>(s, xf.data(), yf_only.data(), nullptr);
+  EXPECT_EQ(yf_only, yf);
 }
 
 TEST_P(MaxPoolShapes, GradCheck) {
@@ -201,6 +205,27 @@ TEST(MaxPool2d, NaNPropagates) {
   cpu::max_pool2d_forward<double>(s, x.data(), y.data(), &arg);
   EXPECT_TRUE(std::isnan(y[0]));
   EXPECT_EQ(arg, 1);
+  y[0] = 0.0;
+  cpu::max_pool2d_forward<double>(s, x.data(), y.data(), nullptr);
+  EXPECT_TRUE(std::isnan(y[0])) << "without an argmax too";
+  // A NaN in the interior columns of a wider row (the vectorised loop), and one at the border.
+  const Pool2dShape w = shape(1, 1, 3, 21, 3, 2, 1);
+  Vec xw(w.x_size(), 1.0);
+  xw[1 * 21 + 10] = std::nan("");
+  xw[0 * 21 + 20] = std::nan("");
+  Vec yw(w.y_size()), yw2(w.y_size());
+  std::vector<int32_t> aw(w.y_size());
+  cpu::max_pool2d_forward<double>(w, xw.data(), yw.data(), aw.data());
+  cpu::max_pool2d_forward<double>(w, xw.data(), yw2.data(), nullptr);
+  // Window (oy, ox) covers rows 2oy-1..2oy+1 and columns 2ox-1..2ox+1.
+  for (int ox = 0; ox < w.w_out(); ++ox) {
+    for (int oy = 0; oy < w.h_out(); ++oy) {
+      const bool row_nan = (oy * 2 - 1 <= 1 && ox * 2 - 1 <= 10 && 10 <= ox * 2 + 1) ||
+                           (oy * 2 - 1 <= 0 && ox * 2 + 1 >= 20);
+      EXPECT_EQ(std::isnan(yw[oy * w.w_out() + ox]), row_nan) << oy << "," << ox;
+      EXPECT_EQ(std::isnan(yw2[oy * w.w_out() + ox]), row_nan) << oy << "," << ox;
+    }
+  }
 }
 
 // dx is overwritten: stale values (here NaN) must not survive, and untouched inputs get 0.
