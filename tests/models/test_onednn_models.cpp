@@ -66,12 +66,14 @@ TEST_P(OneDnnModelStep, GradientsMatchHalosKernels) {
   const CpuConvKernels before = kernels::onednn::cpu_conv_kernels();
   const Step halo_step = train_step(GetParam(), CpuConvKernels::halo);
   const Step onednn_step = train_step(GetParam(), CpuConvKernels::onednn);
-  // fastest: per shape and pass whichever was timed faster; either way the same maths.
+  // fastest: per shape and pass whichever was timed faster, so a mix of the two that differs from
+  // run to run. Only the loss is compared: the gradients of a mix can sit on the other side of a
+  // ReLU kink or max-pool near-tie than either pure choice's (seen once: 2e-3 on resnet26), a jump
+  // no tolerance bounds. OneDnnFastest below checks that each call returns one implementation's
+  // exact output.
   const Step fastest_step = train_step(GetParam(), CpuConvKernels::fastest);
   EXPECT_EQ(kernels::onednn::cpu_conv_kernels(), before) << "the setting must be restored";
   EXPECT_NEAR(fastest_step.loss, halo_step.loss, 1e-4 * std::abs(halo_step.loss));
-  for (const auto& [key, g] : halo_step.grads)
-    EXPECT_TRUE(halo::test::close_rel(fastest_step.grads.at(key), g, 1e-4, "fastest " + key));
   EXPECT_NEAR(onednn_step.loss, halo_step.loss, 1e-4 * std::abs(halo_step.loss));
   ASSERT_EQ(onednn_step.grads.size(), halo_step.grads.size());
   double worst = 0;
