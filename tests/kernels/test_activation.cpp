@@ -113,38 +113,25 @@ TEST(Gelu, GradCheck) {
   EXPECT_TRUE(grad_close(loss, x, dx, 1e-6, 1e-5));
 }
 
-// A short array (no OpenMP split, and a length no vector width divides: the vector loop's tail).
-TEST(Gelu, ShortFloatMatchesDouble) {
-  const std::size_t n = 13;
-  const Vec xd = random_vector(n, 7, -5.0, 5.0), dyd = random_vector(n, 8);
-  const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
-  const Vec xr(x.begin(), x.end()), dyr(dy.begin(), dy.end());
-  std::vector<float> y(n, std::nanf("")), dx(n, std::nanf(""));
-  Vec yr(n), dxr(n);
-  cpu::gelu_forward<float>(n, x.data(), y.data());
-  cpu::gelu_backward<float>(n, x.data(), dy.data(), dx.data());
-  cpu::gelu_forward<double>(n, xr.data(), yr.data());
-  cpu::gelu_backward<double>(n, xr.data(), dyr.data(), dxr.data());
-  EXPECT_TRUE(close_abs(y, yr, 2e-6, "forward"));
-  EXPECT_TRUE(close_abs(dx, dxr, 2e-6, "backward"));
-}
-
-// Large arrays take the OpenMP path; float and double must agree there too.
-TEST(Gelu, LargeFloatMatchesDouble) {
-  const std::size_t n = 100000;
-  const Vec xd = random_vector(n, 5, -5.0, 5.0), dyd = random_vector(n, 6);
-  const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
-  const Vec xr(x.begin(), x.end()), dyr(dy.begin(), dy.end());
-  std::vector<float> y(n), dx(n);
-  Vec yr(n), dxr(n);
-  cpu::gelu_forward<float>(n, x.data(), y.data());
-  cpu::gelu_backward<float>(n, x.data(), dy.data(), dx.data());
-  cpu::gelu_forward<double>(n, xr.data(), yr.data());
-  cpu::gelu_backward<double>(n, xr.data(), dyr.data(), dxr.data());
-  // Absolute, float against double on the same (float) inputs: |y| <= 5 and |dx| <= ~1.1, a few
-  // float32 roundings (u = 6e-8, ~3e-7 at |y| = 5) in erf, exp and the products: < 2e-6.
-  EXPECT_TRUE(close_abs(y, yr, 2e-6, "forward"));
-  EXPECT_TRUE(close_abs(dx, dxr, 2e-6, "backward"));
+// float against double on the same (float) inputs, for a short array (no OpenMP split, and a length
+// no vector width divides: the vector loop's tail) and a large one (the OpenMP path). Absolute:
+// |y| <= 5 and |dx| <= ~1.1, a few float32 roundings (u = 6e-8, ~3e-7 at |y| = 5) in erf, exp and
+// the products: < 2e-6.
+TEST(Gelu, FloatMatchesDouble) {
+  for (const std::size_t n : {std::size_t(13), std::size_t(100000)}) {
+    SCOPED_TRACE(n);
+    const Vec xd = random_vector(n, 5, -5.0, 5.0), dyd = random_vector(n, 6);
+    const std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end());
+    const Vec xr(x.begin(), x.end()), dyr(dy.begin(), dy.end());
+    std::vector<float> y(n, std::nanf("")), dx(n, std::nanf(""));
+    Vec yr(n), dxr(n);
+    cpu::gelu_forward<float>(n, x.data(), y.data());
+    cpu::gelu_backward<float>(n, x.data(), dy.data(), dx.data());
+    cpu::gelu_forward<double>(n, xr.data(), yr.data());
+    cpu::gelu_backward<double>(n, xr.data(), dyr.data(), dxr.data());
+    EXPECT_TRUE(close_abs(y, yr, 2e-6, "forward"));
+    EXPECT_TRUE(close_abs(dx, dxr, 2e-6, "backward"));
+  }
 }
 
 }  // namespace
