@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   double label_mean = NAN, label_std = NAN;
   bool tta = false;
   std::string device;
-  int batch = 64;
+  int batch = 64, crop = -1;
   app.add_option("--weights", weights, "HDF5 state dict (best.h5 of a train_halo run, or exported from PyTorch)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
   app.add_option("--label-mean", label_mean, "label scaling (default: from the weights file)");
   app.add_option("--label-std", label_std, "label scaling (default: from the weights file)");
   app.add_option("--norm", norm, "image normalisation (default: from the weights file)");
+  app.add_option("--crop", crop,
+                 "evaluate on the central NxN pixels (default: the crop the weights were trained with, "
+                 "recorded in the weights file; 0 = the whole image)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--tta", tta, "average predictions over the 8 symmetries of the square");
   app.add_option("--batch-size", batch, "images per forward pass")->check(CLI::Range(1, 65536));
   app.add_option("--device", device, "cpu | cuda (default: cuda if a GPU is present, else cpu)")
@@ -63,17 +67,30 @@ int main(int argc, char** argv) {
       if (k == "halo_label_std" && std::isnan(label_std)) label_std = std::stod(v);
       if (k == "halo_image_norm" && norm.empty()) norm = v;
       if (k == "halo_image_size") trained_size = v;
+      if (k == "halo_image_crop" && crop < 0) crop = std::stoi(v);
     }
     if (model.empty())
       throw std::invalid_argument(weights + " does not say which model it holds: give --model");
     if (std::isnan(label_mean) || std::isnan(label_std) || !(label_std > 0))
       throw std::invalid_argument(weights + " carries no label scaling: give --label-mean and --label-std (the "
                                             "mean and std of the training labels)");
-    auto check_size = [&](int h, int w, const std::string& what) {
-      const std::string size = std::to_string(h) + "x" + std::to_string(w);
+    if (crop < 0) crop = 0;
+    // The images the model sees: the crop the weights were trained with, then the size check.
+    auto prepare = [&](std::shared_ptr<data::Dataset> ds, const std::string& what) {
+      const std::string raw = std::to_string(ds->height()) + "x" + std::to_string(ds->width());
+      if (crop > 0) {
+        try {
+          ds = data::center_crop(ds, crop);
+        } catch (const std::invalid_argument& e) {
+          throw std::invalid_argument(what + ": " + e.what());
+        }
+      }
+      const std::string size = std::to_string(ds->height()) + "x" + std::to_string(ds->width());
       if (!trained_size.empty() && size != trained_size)
-        throw std::invalid_argument(what + " has " + size + " images, but " + weights + " was trained on " +
-                                    trained_size + " images");
+        throw std::invalid_argument(what + " has " + raw + " images" +
+                                    (crop > 0 ? " (" + size + " after the centre crop)" : std::string()) + ", but " +
+                                    weights + " was trained on " + trained_size + " images");
+      return ds;
     };
     const data::ImageNorm image_norm = data::parse_image_norm(norm.empty() ? "log1p-standardize" : norm);
     const data::LabelScaler scaler{label_mean, label_std};
@@ -89,10 +106,9 @@ int main(int argc, char** argv) {
     if (!predict_files.empty()) {
       for (const std::string& f : predict_files) {
         data::DeepLenseRecord r = data::read_deeplense_file(f);
-        check_size(r.height(), r.width(), f);
         std::vector<float> img(r.image.size());
         for (std::size_t i = 0; i < img.size(); ++i) img[i] = static_cast<float>(r.image.value(i));
-        auto ds = data::make_memory_dataset(r.height(), r.width(), img, {r.label.value_or(NAN)}, {f});
+        auto ds = prepare(data::make_memory_dataset(r.height(), r.width(), img, {r.label.value_or(NAN)}, {f}), f);
         const double p = train::predict(*net, *ds, {0}, scaler, image_norm, tta, 1)[0];
         if (r.label)
           std::printf("%s  predicted %.6f  label %.6f\n", f.c_str(), p, *r.label);
@@ -102,8 +118,7 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    std::shared_ptr<data::Dataset> ds = data::open_dataset(data_path);
-    check_size(ds->height(), ds->width(), data_path);
+    std::shared_ptr<data::Dataset> ds = prepare(data::open_dataset(data_path), data_path);
     std::vector<std::size_t> idx;
     if (!list.empty()) {
       idx = data::read_index_list(*ds, list);
@@ -123,7 +138,7 @@ int main(int argc, char** argv) {
                 m.var_label);
     if (!out_dir.empty()) {
       fs::create_directories(out_dir);
-      nlohmann::json j{{"model", model}, {"weights", weights}, {"data", data_path}, {"tta", tta},
+      nlohmann::json j{{"model", model}, {"weights", weights}, {"data", data_path}, {"tta", tta}, {"crop", crop},
                        {"n", m.n},       {"mse", m.mse},         {"rmse", m.rmse},   {"nrmse", m.nrmse},
                        {"r2", m.r2},     {"mae", m.mae},         {"predict_the_mean_mse", m.var_label}};
       std::ofstream(fs::path(out_dir) / "metrics.json") << j.dump(2) << "\n";

@@ -257,6 +257,46 @@ class MemoryDataset final : public Dataset {
   std::vector<std::string> names_;
 };
 
+class CenterCropDataset final : public Dataset {
+ public:
+  CenterCropDataset(std::shared_ptr<const Dataset> ds, int size) : ds_(std::move(ds)), size_(size) {
+    if (!ds_) throw std::invalid_argument("center_crop: no dataset");
+    const int h = ds_->height(), w = ds_->width();
+    if (size < 1 || size > std::min(h, w))
+      throw std::invalid_argument(fmt::format(
+          "centre crop {}x{}: the images are {}x{}; the crop must be 1 to {} pixels", size, size, h,
+          w, std::min(h, w)));
+    if ((h - size) % 2 != 0 || (w - size) % 2 != 0)
+      throw std::invalid_argument(fmt::format(
+          "centre crop {}x{} of {}x{} images would be off centre by half a pixel: choose an {} size",
+          size, size, h, w, h % 2 == 0 ? "even" : "odd"));
+    top_ = (h - size) / 2;
+    left_ = (w - size) / 2;
+  }
+  size_t size() const override { return ds_->size(); }
+  int height() const override { return size_; }
+  int width() const override { return size_; }
+  double label(size_t i) const override { return ds_->label(i); }
+  std::string name(size_t i) const override { return ds_->name(i); }
+  void read_image(size_t i, float* out) const override {
+    thread_local std::vector<float> full;
+    full.resize(ds_->pixels());
+    ds_->read_image(i, full.data());
+    const size_t w = static_cast<size_t>(ds_->width());
+    for (int r = 0; r < size_; ++r)
+      std::memcpy(out + static_cast<size_t>(r) * static_cast<size_t>(size_),
+                  full.data() + static_cast<size_t>(top_ + r) * w + static_cast<size_t>(left_),
+                  static_cast<size_t>(size_) * sizeof(float));
+  }
+  std::string describe() const override {
+    return fmt::format("{}, centre crop {}x{}", ds_->describe(), size_, size_);
+  }
+
+ private:
+  std::shared_ptr<const Dataset> ds_;
+  int size_, top_ = 0, left_ = 0;
+};
+
 // ---- D4 ----
 
 // 2x2 integer matrices acting on (column, row) with rows pointing down. R turns a quarter turn
@@ -395,6 +435,10 @@ std::shared_ptr<Dataset> make_memory_dataset(int height, int width, std::vector<
                                              std::vector<std::string> names) {
   return std::make_shared<MemoryDataset>(height, width, std::move(images), std::move(labels),
                                          std::move(names));
+}
+
+std::shared_ptr<Dataset> center_crop(std::shared_ptr<const Dataset> ds, int size) {
+  return std::make_shared<CenterCropDataset>(std::move(ds), size);
 }
 
 // ---- public: split ----

@@ -17,6 +17,7 @@
 #   RECIPES        recipes                                        (default: default seed)
 #   DEVICE         cpu | cuda                                     (default: train_halo's choice)
 #   DEFAULT_BATCH  --batch-size for the default recipe            (default: the recipe's)
+#   CROP           --crop for every run: train on the central CROPxCROP pixels (default: the whole image)
 #   EPOCHS_<recipe> "model=N ..." maximum epochs per model        (default: the recipe's)
 #   EXTRA          further train_halo arguments for every run
 # A run whose test_metrics.json exists is skipped, so the script can be re-run after an interruption
@@ -63,12 +64,13 @@ for recipe in $RECIPES; do
     e=$(epochs_for "$recipe" "$model")
     [[ -n "$e" ]] && args+=(--epochs "$e")
     [[ "$recipe" == default && -n "${DEFAULT_BATCH:-}" ]] && args+=(--batch-size "$DEFAULT_BATCH")
+    [[ -n "${CROP:-}" ]] && args+=(--crop "$CROP")
     [[ -f "$dir/checkpoint.h5" ]] && args+=(--resume)
     # shellcheck disable=SC2206
     args+=(${EXTRA:-})
     echo "== $model / $recipe: $TRAIN ${args[*]}"
     start=$(date +%s)
-    "$TRAIN" "${args[@]}" --quiet 2>&1 | tee "$dir.log"
+    "$TRAIN" "${args[@]}" --quiet 2>&1 | tee -a "$dir.log"
     echo "== $model / $recipe: $(( $(date +%s) - start )) s"
   done
 done

@@ -268,7 +268,9 @@ void write_curves(const fs::path& dir, const std::vector<EpochRecord>& h, double
 
 }  // namespace
 
-Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const data::Split& split) {
+Result run(const Config& cfg, std::shared_ptr<const data::Dataset> source, const data::Split& split) {
+  if (cfg.crop < 0) throw std::invalid_argument("crop must be >= 0 (0: the whole image), got " + std::to_string(cfg.crop));
+  const std::shared_ptr<const data::Dataset> ds = cfg.crop > 0 ? data::center_crop(source, cfg.crop) : source;
   if (split.train.empty() || split.val.empty())
     throw std::invalid_argument("the training and validation splits must not be empty (got " +
                                 std::to_string(split.train.size()) + " and " + std::to_string(split.val.size()) +
@@ -314,7 +316,8 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
                               {"halo_label_mean", fmt::format("{:.17g}", scaler.mean)},
                               {"halo_label_std", fmt::format("{:.17g}", scaler.std)},
                               {"halo_image_norm", std::string(data::image_norm_name(cfg.norm))},
-                              {"halo_image_size", fmt::format("{}x{}", ds->height(), ds->width())}};
+                              {"halo_image_size", fmt::format("{}x{}", ds->height(), ds->width())},
+                              {"halo_image_crop", std::to_string(cfg.crop)}};
 
   Result res;
   EarlyStopping stopper(R.patience);
@@ -326,6 +329,18 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
   if (cfg.resume) {
     if (!fs::exists(ckpt_path))
       throw std::runtime_error(ckpt_path.string() + ": no checkpoint to resume from");
+    // The checkpoint must have seen the same images: a different size or crop would load (the
+    // models take any size) and silently train on other inputs.
+    for (const auto& [k, v] : read_h5_attributes(ckpt_path.string())) {
+      if (k != "halo_image_size" && k != "halo_image_crop") continue;
+      std::string want;
+      for (const auto& [k2, v2] : attrs)
+        if (k2 == k) want = v2;
+      if (v != want)
+        throw std::invalid_argument(fmt::format(
+            "{}: the run was trained with {} = {}, this one has {}: resume with the same --data and --crop",
+            ckpt_path.string(), k, v, want));
+    }
     StateDict meta = load_state_dict_file(ckpt_path.string(), "meta");
     StateDict weights = load_state_dict_file(ckpt_path.string(), "model");
     try {
@@ -536,6 +551,8 @@ Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const dat
     j["best_epoch"] = res.best_epoch;
     j["best_val_mse"] = res.best_val_mse;
     j["epochs_run"] = res.history.size();
+    j["image_size"] = ds->height();
+    j["crop"] = cfg.crop;
     j["test"] = put(res.test);
     j["predict_the_mean"] = put(res.predict_mean);
     if (cfg.tta) {

@@ -76,6 +76,7 @@ struct Config {
   std::string init;     // state dict to start from (e.g. exported from PyTorch)
   bool resume = false;  // continue from run_dir/checkpoint.h5
   data::ImageNorm norm = data::ImageNorm::Log1pStandardize;
+  int crop = 0;         // > 0: train and evaluate on the central crop x crop pixels (data::center_crop)
   bool tta = true;      // test metrics averaged over the 8 symmetries as well
   int max_batches_per_epoch = 0;  // 0 = all (a debugging aid)
   int interrupt_after_batches = 0;  // tests: act as if Ctrl-C came after this many batches
@@ -105,7 +106,8 @@ std::atomic<bool>& stop_requested();
 // The smallest image side the models accept (five stride-2 stages: 32 -> 1x1 feature maps).
 constexpr int kMinImageSize = 32;
 
-// Trains `cfg.model` on `ds` with `split` and writes the run folder. Throws std::runtime_error or
+// Trains `cfg.model` on `ds` (centre-cropped first if cfg.crop > 0) with `split` and writes the run
+// folder; the weights files record the crop (attribute halo_image_crop) for eval_halo. Throws std::runtime_error or
 // std::invalid_argument with a clear message on bad input; files already written stay intact.
 Result run(const Config& cfg, std::shared_ptr<const data::Dataset> ds, const data::Split& split);
 

@@ -232,3 +232,70 @@ TEST_F(EvalHalo, PredictPrintsTheModelsOutputForNpyFiles) {
   EXPECT_NE(r.code, 0);
   EXPECT_TRUE(contains(r.output, "give either --data")) << r.output;
 }
+
+// Weights trained with --crop: eval_halo cuts the same central block from larger images before the
+// model sees them (for --data and --predict), so its predictions on 36x36 images equal those of the
+// uncropped weights on the 32x32 centres written out here; --crop 0 overrides it (and is refused,
+// the model having been trained on 32x32), and a crop the images cannot give is refused.
+TEST_F(EvalHalo, TheCropRecordedInTheWeightsIsApplied) {
+  TempDir out("halo_eval_crop");
+  const std::string cropped_weights = out / "crop.h5";
+  save_state_dict(load_state_dict_file(weights_), cropped_weights,
+                  {{"halo_model", "resnet18"},
+                   {"halo_label_mean", "0.04"},
+                   {"halo_label_std", "0.02"},
+                   {"halo_image_norm", "log1p-standardize"},
+                   {"halo_image_size", "32x32"},
+                   {"halo_image_crop", "32"}});
+  const std::string big = out / "big.h5";
+  apps::write_simulated_hdf5(big, "model1", 3, 36, 9, 1, /*progress=*/false);
+  auto ds = data::open_dataset(big);
+  std::vector<std::string> big_files, centre_files;
+  for (std::size_t i = 0; i < ds->size(); ++i) {
+    std::vector<float> img(ds->pixels());
+    ds->read_image(i, img.data());
+    std::vector<int64_t> all(img.begin(), img.end()), centre;
+    for (int r = 2; r < 34; ++r) centre.insert(centre.end(), all.begin() + r * 36 + 2, all.begin() + r * 36 + 34);
+    big_files.push_back(out / ("big_" + std::to_string(i) + ".npy"));
+    centre_files.push_back(out / ("centre_" + std::to_string(i) + ".npy"));
+    data::write_deeplense_file(big_files.back(), data::NpyArray::from_raw(data::DType::Int64, {36, 36}, all.data()),
+                               ds->label(i));
+    data::write_deeplense_file(centre_files.back(),
+                               data::NpyArray::from_raw(data::DType::Int64, {32, 32}, centre.data()), ds->label(i));
+  }
+  auto predictions = [](const CmdResult& r, const std::vector<std::string>& files) {
+    std::vector<double> p;
+    for (const std::string& f : files) {
+      const std::vector<std::string> line = lines_with(r.output, f + "  predicted");
+      EXPECT_EQ(line.size(), 1u) << r.output;
+      p.push_back(line.empty() ? NAN : number_after(line[0], "predicted "));
+    }
+    return p;
+  };
+  std::string files_big, files_centre;
+  for (std::size_t i = 0; i < big_files.size(); ++i) {
+    files_big += " " + big_files[i];
+    files_centre += " " + centre_files[i];
+  }
+  CmdResult ref = run_cmd(eval("--predict" + files_centre));
+  ASSERT_EQ(ref.code, 0) << ref.output;
+  const std::string with_crop = app("eval_halo") + " --device cpu --weights " + cropped_weights;
+  CmdResult got = run_cmd(with_crop + " --predict" + files_big);
+  ASSERT_EQ(got.code, 0) << got.output;
+  EXPECT_TRUE(close_abs(predictions(got, big_files), predictions(ref, centre_files), 0.0, "--predict"));
+
+  // --data: the same numbers through predictions.csv (9 digits, against the 6 printed above).
+  got = run_cmd(with_crop + " --data " + big + " --out " + (out / "res"));
+  ASSERT_EQ(got.code, 0) << got.output;
+  EXPECT_TRUE(close_abs(read_csv(out / "res/predictions.csv").column("prediction"), predictions(ref, centre_files),
+                        6e-7, "--data"));
+  EXPECT_EQ(nlohmann::json::parse(slurp(out / "res/metrics.json")).at("crop").get<int>(), 32);
+
+  got = run_cmd(with_crop + " --crop 0 --data " + big);
+  EXPECT_NE(got.code, 0);
+  EXPECT_TRUE(contains(got.output, "has 36x36 images, but " + cropped_weights + " was trained on 32x32"))
+      << got.output;
+  got = run_cmd(with_crop + " --crop 33 --data " + big);
+  EXPECT_NE(got.code, 0);
+  EXPECT_TRUE(contains(got.output, "off centre by half a pixel")) << got.output;
+}

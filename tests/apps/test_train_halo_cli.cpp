@@ -388,3 +388,43 @@ TEST_F(TrainHaloCli, SimulatedDataIsCachedOnceAndReused) {
   EXPECT_TRUE(contains(r.output, "delete it")) << r.output;
   EXPECT_EQ(slurp(dir / "cache/model1_24x32_seed20260101.h5"), "garbage");  // not overwritten
 }
+
+// The quick CPU run behind scripts/run.sh (neither --data nor --sim-count): 3,000 model1 images of
+// 150x150 cut to their central 96x96 (ring and subhalos kept), 6 epochs in batches of 16. The
+// cache is filled beforehand with 20 images under the quick run's file name, so the test checks
+// the choices without simulating 3,000 images. --crop 0 keeps the whole image; --sim-count (an
+// experiment) keeps the recipe's epochs and batch and the whole image.
+TEST_F(TrainHaloCli, QuickDefaultCropsTheSimulatedImages) {
+  TempDir dir("halo_quick");
+  fs::create_directories(dir.path / "cache");
+  apps::write_simulated_hdf5((dir.path / "cache/model1_3000x150_seed20260101.h5").string(), "model1", 20, 150, 20260101,
+                             1, /*progress=*/false);
+  const std::string cd = "cd " + dir.path.string() + " && ";
+  const std::string exe = train_halo(" --max-batches 1");
+  CmdResult r = run_cmd(cd + exe + " --run-dir r1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "using cached simulated data cache/model1_3000x150_seed20260101.h5")) << r.output;
+  EXPECT_TRUE(contains(r.output, "centre crop 96x96")) << r.output;
+  EXPECT_TRUE(contains(r.output, "16 train / 2 val / 2 test images of 96x96")) << r.output;
+  EXPECT_TRUE(contains(r.output, "batch 16, <= 6 epochs")) << r.output;
+  EXPECT_EQ(read_csv(dir.path / "r1/metrics.csv").rows.size(), 6u);
+  EXPECT_EQ(attribute((dir.path / "r1/best.h5").string(), "halo_image_crop"), "96");
+
+  r = run_cmd(cd + exe + " --epochs 1 --crop 0 --run-dir r2");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "images of 150x150;")) << r.output;
+  EXPECT_TRUE(contains(r.output, "batch 16, <= 1 epochs")) << r.output;
+  EXPECT_EQ(attribute((dir.path / "r2/best.h5").string(), "halo_image_crop"), "0");
+
+  r = run_cmd(cd + exe + " --sim-count 20 --epochs 1 --run-dir r3");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "simulating 20 model1 images of 150x150")) << r.output;
+  EXPECT_TRUE(contains(r.output, "images of 150x150;")) << r.output;
+  EXPECT_TRUE(contains(r.output, "batch 64, <= 1 epochs")) << r.output;
+
+  // A crop the images cannot give: refused, naming both sizes, before a run folder is made.
+  r = run_cmd(cd + exe + " --crop 97 --run-dir r4");
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(contains(r.output, "centre crop 97x97 of 150x150 images")) << r.output;
+  EXPECT_FALSE(fs::exists(dir.path / "r4"));
+}

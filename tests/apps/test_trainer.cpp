@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <random>
 
@@ -216,4 +218,65 @@ TEST(TrainRun, BadInputIsRefusedWithAClearMessage) {
   c.init = (fs::path(dir) / "missing.h5").string();
   EXPECT_THROW(train::run(c, ds, data::make_split(ds->size(), 1)), std::runtime_error);
   fs::remove_all(dir);
+}
+
+// --crop: the run trains on the central crop (its model.json and weights say the crop's size and
+// the crop), so it equals a run on images cropped here by hand; a resume with another crop is
+// refused before any weight is loaded.
+TEST(TrainRun, CropTrainsOnTheCentralPixelsAndIsRecorded) {
+  auto full = blob_dataset(48, 36);
+  // The central 32x32 of every image, cut out here.
+  std::vector<float> cut;
+  std::vector<double> labels;
+  std::vector<float> img(full->pixels());
+  for (std::size_t i = 0; i < full->size(); ++i) {
+    full->read_image(i, img.data());
+    for (int r = 2; r < 34; ++r) cut.insert(cut.end(), img.begin() + r * 36 + 2, img.begin() + r * 36 + 34);
+    labels.push_back(full->label(i));
+  }
+  auto by_hand = data::make_memory_dataset(32, 32, cut, labels);
+  const data::Split split = data::make_split(full->size(), 5);
+  const std::string a = temp_dir("crop"), b = temp_dir("by_hand");
+  train::Config ca = small_config(a);
+  ca.recipe.epochs = 2;
+  ca.crop = 32;
+  const train::Result ra = train::run(ca, full, split);
+  train::Config cb = small_config(b);
+  cb.recipe.epochs = 2;
+  const train::Result rb = train::run(cb, by_hand, split);
+  ASSERT_EQ(ra.history.size(), 2u);
+  ASSERT_EQ(rb.history.size(), 2u);
+  for (std::size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(ra.history[e].train_mse, rb.history[e].train_mse) << "epoch " << e + 1;
+    EXPECT_EQ(ra.history[e].val_mse, rb.history[e].val_mse) << "epoch " << e + 1;
+  }
+  EXPECT_TRUE(std::isfinite(ra.test.mse));
+  EXPECT_EQ(ra.test.mse, rb.test.mse);
+
+  std::map<std::string, std::string> attrs;
+  for (const auto& [k, v] : read_h5_attributes((fs::path(a) / "best.h5").string())) attrs[k] = v;
+  EXPECT_EQ(attrs["halo_image_size"], "32x32");
+  EXPECT_EQ(attrs["halo_image_crop"], "32");
+  std::ifstream json(fs::path(a) / "test_metrics.json");
+  const std::string text((std::istreambuf_iterator<char>(json)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"crop\": 32"), std::string::npos) << text;
+
+  // Resuming with another crop (here none) is refused, saying what differs.
+  ca.resume = true;
+  ca.crop = 0;
+  try {
+    train::run(ca, full, split);
+    FAIL() << "a resume with another crop must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--crop"), std::string::npos) << e.what();
+  }
+  // A crop larger than the images, or off centre by half a pixel, is refused.
+  train::Config cc = small_config(temp_dir("bad_crop"));
+  for (int crop : {38, 33}) {
+    cc.crop = crop;
+    EXPECT_THROW(train::run(cc, full, split), std::invalid_argument) << crop;
+  }
+  fs::remove_all(a);
+  fs::remove_all(b);
+  fs::remove_all(cc.run_dir);
 }

@@ -633,3 +633,43 @@ TEST(LoaderDatasets, Hdf5InMemoryAndLazyAgree) {
   Loader la(a, s.train, o), lb(b, s.train, o);
   EXPECT_EQ(run_epoch(la, 4).images, run_epoch(lb, 4).images);
 }
+
+// center_crop: every image is its central block, row by row; labels and names are the source's;
+// an off-centre (wrong parity), empty or too large crop is refused naming the sizes.
+TEST(LoaderDatasets, CenterCropIsTheCentralBlock) {
+  auto src = counts_dataset(3, 10);
+  auto crop = center_crop(src, 6);
+  ASSERT_EQ(crop->size(), 3u);
+  EXPECT_EQ(crop->height(), 6);
+  EXPECT_EQ(crop->width(), 6);
+  EXPECT_NE(crop->describe().find("centre crop 6x6"), std::string::npos) << crop->describe();
+  std::vector<float> full(100), got(36, NAN);
+  for (size_t i = 0; i < 3; ++i) {
+    src->read_image(i, full.data());
+    crop->read_image(i, got.data());
+    std::vector<float> want;
+    for (int r = 2; r < 8; ++r)
+      for (int c = 2; c < 8; ++c) want.push_back(full[static_cast<size_t>(r * 10 + c)]);
+    EXPECT_TRUE(halo::test::close_abs(got, want, 0.0, "crop of image " + std::to_string(i)));
+    EXPECT_EQ(crop->label(i), src->label(i));
+    EXPECT_EQ(crop->name(i), src->name(i));
+  }
+  // The whole image is a crop too.
+  auto same = center_crop(src, 10);
+  std::vector<float> all(100, NAN);
+  same->read_image(1, all.data());
+  src->read_image(1, full.data());
+  EXPECT_TRUE(halo::test::close_abs(all, full, 0.0, "10x10 crop of 10x10"));
+
+  for (const auto& [size, says] : std::vector<std::pair<int, std::string>>{
+           {7, "off centre by half a pixel"},
+           {12, "the images are 10x10"},
+           {0, "the crop must be 1 to 10 pixels"}}) {
+    try {
+      center_crop(src, size);
+      ADD_FAILURE() << "crop " << size << " of 10x10 images was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  }
+}
