@@ -21,8 +21,9 @@ using namespace halo;
 namespace fs = std::filesystem;
 
 namespace {
-// The quick run on the CPU when --data is omitted (scripts/run.sh with no arguments): about 6
-// minutes of ResNet-18 on 2 cores, test R^2 about 0.6 (README, "The two commands").
+// The quick run on the CPU when neither --data nor --sim-count is given (scripts/run.sh with no
+// arguments): 6.4 minutes of ResNet-18 on 2 cores, test R^2 0.50-0.61 over three seeds (README,
+// "The default run").
 constexpr int kQuickCount = 3000, kQuickEpochs = 6, kQuickBatch = 16, kQuickCrop = 96;
 
 void on_signal(int) { train::stop_requested().store(true); }
